@@ -1,0 +1,152 @@
+//! The `Memory` trait every decoder reads through, and `ImageMemory`, an in-memory address space
+//! used by byte-fixture tests and by the eBPF backend (whose samples are copied bytes).
+
+use std::collections::BTreeMap;
+
+/// A failed read of `len` bytes at `addr` in some address space.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read {len} bytes at {addr:#x}: {reason}")]
+pub struct MemoryError {
+    pub addr: u64,
+    pub len: usize,
+    pub reason: String,
+}
+
+impl MemoryError {
+    pub fn new(addr: u64, len: usize, reason: impl Into<String>) -> Self {
+        MemoryError { addr, len, reason: reason.into() }
+    }
+}
+
+/// An address space that can be read: a live process, a fixture image, a set of sampled buffers.
+///
+/// A read either fills the whole buffer or fails; a short read is an error (pitfall 25).
+pub trait Memory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
+
+    fn read_u8(&self, addr: u64) -> Result<u8, MemoryError> {
+        let mut b = [0u8; 1];
+        self.read(addr, &mut b)?;
+        Ok(b[0])
+    }
+    fn read_u16(&self, addr: u64) -> Result<u16, MemoryError> {
+        let mut b = [0u8; 2];
+        self.read(addr, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+    fn read_u32(&self, addr: u64) -> Result<u32, MemoryError> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn read_u64(&self, addr: u64) -> Result<u64, MemoryError> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    /// Reads `len` bytes into a new vector. Callers bound `len` before calling.
+    fn read_vec(&self, addr: u64, len: usize) -> Result<Vec<u8>, MemoryError> {
+        let mut v = vec![0u8; len];
+        self.read(addr, &mut v)?;
+        Ok(v)
+    }
+}
+
+impl<M: Memory + ?Sized> Memory for &M {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        (**self).read(addr, buf)
+    }
+}
+
+/// A sparse address space made of byte regions. Reads must fall inside one region or a run of
+/// adjacent ones; anything else is unmapped.
+#[derive(Debug, Clone, Default)]
+pub struct ImageMemory {
+    regions: BTreeMap<u64, Vec<u8>>,
+}
+
+impl ImageMemory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Maps `bytes` at `addr`, replacing whatever overlapping bytes were there before.
+    pub fn insert(&mut self, addr: u64, bytes: impl Into<Vec<u8>>) -> &mut Self {
+        let bytes = bytes.into();
+        if bytes.is_empty() {
+            return self;
+        }
+        // Overlay on existing content so later inserts win byte by byte.
+        let end = addr.saturating_add(bytes.len() as u64);
+        let mut merged_start = addr;
+        let mut merged_end = end;
+        let overlapping: Vec<u64> = self
+            .regions
+            .range(..end)
+            .filter(|(s, v)| s.saturating_add(v.len() as u64) >= addr)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in &overlapping {
+            let v = &self.regions[s];
+            merged_start = merged_start.min(*s);
+            merged_end = merged_end.max(s + v.len() as u64);
+        }
+        let mut merged = vec![0u8; (merged_end - merged_start) as usize];
+        for s in overlapping {
+            let v = self.regions.remove(&s).expect("listed above");
+            let off = (s - merged_start) as usize;
+            merged[off..off + v.len()].copy_from_slice(&v);
+        }
+        let off = (addr - merged_start) as usize;
+        merged[off..off + bytes.len()].copy_from_slice(&bytes);
+        self.regions.insert(merged_start, merged);
+        self
+    }
+
+    pub fn insert_u64(&mut self, addr: u64, value: u64) -> &mut Self {
+        self.insert(addr, value.to_le_bytes().to_vec())
+    }
+}
+
+impl Memory for ImageMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let fail = || MemoryError::new(addr, buf.len(), "unmapped");
+        let end = addr.checked_add(buf.len() as u64).ok_or_else(fail)?;
+        // Regions are merged on insert, so one region must cover the whole read.
+        let (start, bytes) = self.regions.range(..=addr).next_back().ok_or_else(fail)?;
+        let region_end = start + bytes.len() as u64;
+        if end > region_end {
+            return Err(fail());
+        }
+        let off = (addr - start) as usize;
+        buf.copy_from_slice(&bytes[off..off + buf.len()]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_inside_and_across_merged_regions() {
+        let mut m = ImageMemory::new();
+        m.insert(0x1000, vec![1, 2, 3, 4]).insert(0x1004, vec![5, 6]);
+        let mut b = [0u8; 6];
+        m.read(0x1000, &mut b).unwrap();
+        assert_eq!(b, [1, 2, 3, 4, 5, 6]);
+        assert!(m.read(0x1003, &mut [0u8; 4]).is_err());
+        assert!(m.read(0xfff, &mut [0u8; 1]).is_err());
+        assert!(m.read(u64::MAX, &mut [0u8; 2]).is_err());
+    }
+
+    #[test]
+    fn later_insert_overwrites() {
+        let mut m = ImageMemory::new();
+        m.insert(0x10, vec![0; 8]).insert(0x12, vec![9, 9]);
+        assert_eq!(m.read_vec(0x10, 8).unwrap(), vec![0, 0, 9, 9, 0, 0, 0, 0]);
+    }
+}
