@@ -1,0 +1,142 @@
+//! Thread context records: OTEP 4947 `otel_thread_ctx_v1` (formats.md 2.3) and the earlier draft
+//! layout behind `custom_labels_current_set_v2` (34-byte header, attribute *count*).
+
+use std::collections::BTreeMap;
+
+use super::Decoded;
+use crate::memory::Memory;
+use crate::snapshot::{
+    id_hex, sort_attributes, Attribute, Bytes, ErrorKind, Format, ReadError, ThreadContext, ThreadContextLayout,
+};
+
+/// OTEP 4947 header: trace_id[16] span_id[8] valid:u8 trace_flags:u8 attrs_data_size:u16.
+pub const OTEP_HEADER_SIZE: usize = 28;
+pub const OTEP_VALID_OFFSET: u64 = 24;
+/// Draft header: trace_id[16] span_id[8] root_span_id[8] valid:u8 attrs_count:u8.
+pub const DRAFT_HEADER_SIZE: usize = 34;
+pub const DRAFT_VALID_OFFSET: u64 = 32;
+
+/// Which record layout a thread-context symbol points to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordLayout {
+    /// The final 28-byte header (also R2/R3 writers of `custom_labels_current_set_v2`).
+    Otep4947,
+    /// R0/R1 34-byte header with root_span_id and an entry count.
+    Draft,
+}
+
+fn err(kind: ErrorKind, detail: String) -> ReadError {
+    ReadError::new(Format::V2, kind, detail)
+}
+
+/// Decodes the record at `record` (non-NULL) with the given layout, naming attributes through
+/// `key_map` (index i = name of key index i).
+pub fn decode_record(mem: &dyn Memory, record: u64, layout: RecordLayout, key_map: &[Bytes]) -> Decoded<ThreadContext> {
+    match layout {
+        RecordLayout::Otep4947 => decode_otep(mem, record, key_map),
+        RecordLayout::Draft => decode_draft(mem, record, key_map),
+    }
+}
+
+fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<ThreadContext> {
+    let mut header = [0u8; OTEP_HEADER_SIZE];
+    if let Err(e) = mem.read(record, &mut header) {
+        return Decoded::err(err(ErrorKind::Unreadable, format!("record header: {e}")));
+    }
+    if header[24] != 1 {
+        return Decoded::none(); // valid != 1: the writer says "ignore me"; legal
+    }
+    let attrs_size = u16::from_le_bytes([header[26], header[27]]) as usize;
+    let attrs = match mem.read_vec(record + OTEP_HEADER_SIZE as u64, attrs_size) {
+        Ok(a) => a,
+        Err(e) => return Decoded::err(err(ErrorKind::Unreadable, format!("{attrs_size} bytes of attrs_data: {e}"))),
+    };
+    // Cheap insurance against a record changed under us (pitfall 2).
+    match mem.read_u8(record + OTEP_VALID_OFFSET) {
+        Ok(1) => {}
+        Ok(v) => return Decoded::err(err(ErrorKind::Torn, format!("valid changed from 1 to {v} while copying"))),
+        Err(e) => return Decoded::err(err(ErrorKind::Unreadable, format!("re-reading valid: {e}"))),
+    }
+    let mut errors = Vec::new();
+    let mut entries = BTreeMap::new();
+    let mut rest = &attrs[..];
+    while !rest.is_empty() {
+        if rest.len() < 2 || rest.len() < 2 + rest[1] as usize {
+            errors.push(err(
+                ErrorKind::Truncated,
+                format!("{} trailing bytes of attrs_data_size {attrs_size} do not hold a complete entry", rest.len()),
+            ));
+            break;
+        }
+        let (index, len) = (rest[0], rest[1] as usize);
+        entries.insert(index, rest[2..2 + len].to_vec()); // last occurrence wins
+        rest = &rest[2 + len..];
+    }
+    let ctx = ThreadContext {
+        layout: ThreadContextLayout::Otep4947,
+        trace_id: id_hex(&header[0..16]),
+        span_id: id_hex(&header[16..24]),
+        root_span_id: None,
+        trace_flags: Some(header[25]),
+        attributes: name_attributes(entries, key_map),
+    };
+    Decoded { value: Some(ctx), errors }
+}
+
+fn decode_draft(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<ThreadContext> {
+    let mut header = [0u8; DRAFT_HEADER_SIZE];
+    if let Err(e) = mem.read(record, &mut header) {
+        return Decoded::err(err(ErrorKind::Unreadable, format!("draft record header: {e}")));
+    }
+    if header[32] != 1 {
+        return Decoded::none();
+    }
+    let count = header[33];
+    let mut errors = Vec::new();
+    let mut entries = BTreeMap::new();
+    let mut at = record + DRAFT_HEADER_SIZE as u64;
+    for i in 0..count {
+        let mut head = [0u8; 2];
+        if let Err(e) = mem.read(at, &mut head) {
+            errors.push(err(ErrorKind::Unreadable, format!("draft entry {i} of {count}: {e}")));
+            break;
+        }
+        match mem.read_vec(at + 2, head[1] as usize) {
+            Ok(v) => {
+                entries.insert(head[0], v);
+            }
+            Err(e) => {
+                errors.push(err(ErrorKind::Unreadable, format!("draft entry {i} value: {e}")));
+                break;
+            }
+        }
+        at += 2 + head[1] as u64;
+    }
+    match mem.read_u8(record + DRAFT_VALID_OFFSET) {
+        Ok(1) => {}
+        Ok(v) => return Decoded::err(err(ErrorKind::Torn, format!("valid changed from 1 to {v} while copying"))),
+        Err(e) => return Decoded::err(err(ErrorKind::Unreadable, format!("re-reading valid: {e}"))),
+    }
+    let ctx = ThreadContext {
+        layout: ThreadContextLayout::Draft,
+        trace_id: id_hex(&header[0..16]),
+        span_id: id_hex(&header[16..24]),
+        root_span_id: id_hex(&header[24..32]),
+        trace_flags: None,
+        attributes: name_attributes(entries, key_map),
+    };
+    Decoded { value: Some(ctx), errors }
+}
+
+fn name_attributes(entries: BTreeMap<u8, Vec<u8>>, key_map: &[Bytes]) -> Vec<Attribute> {
+    let mut attrs: Vec<Attribute> = entries
+        .into_iter()
+        .map(|(index, value)| match key_map.get(index as usize) {
+            Some(key) => Attribute::Named { key: key.clone(), value: Bytes(value) },
+            None => Attribute::Unnamed { key_index: index, value: Bytes(value) },
+        })
+        .collect();
+    sort_attributes(&mut attrs);
+    attrs
+}
