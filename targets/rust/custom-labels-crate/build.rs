@@ -1,0 +1,9 @@
+//! Exports the custom-labels symbols to `.dynsym` (the crate's own instructions) and links the
+//! `-bfd` binary with GNU ld instead of rustup's default LLD.
+
+fn main() {
+    custom_labels::build::emit_build_instructions();
+    // rustc passes `-fuse-ld=lld` first; a later `-fuse-ld=bfd` wins with gcc as the driver.
+    println!("cargo:rustc-link-arg-bin=custom-labels-crate-bfd=-fuse-ld=bfd");
+    println!("cargo:rerun-if-changed=build.rs");
+}
