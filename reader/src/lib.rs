@@ -7,3 +7,5 @@
 pub mod memory;
 pub mod snapshot;
 pub mod decode;
+pub mod discovery;
+pub mod plan;

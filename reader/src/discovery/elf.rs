@@ -1,0 +1,222 @@
+//! What discovery needs from one ELF file: its `PT_TLS` segment, the context symbols (from
+//! `.dynsym`, with a `.symtab` fallback) and the TLS dynamic relocations of both `.rela.dyn` and
+//! `.rela.plt` (pitfall 12). Pure: works on bytes, knows nothing about processes.
+
+use object::elf;
+use object::read::elf::{Dyn, ElfFile64, FileHeader, ProgramHeader};
+use object::{Endianness, Object, ObjectSymbol, ObjectSymbolTable, RelocationFlags, RelocationTarget, SymbolKind};
+use serde::Serialize;
+
+use super::tls::Arch;
+
+pub const V1_SET: &str = "custom_labels_current_set";
+pub const V1_ABI_VERSION: &str = "custom_labels_abi_version";
+pub const V0_INLINE: &str = "custom_labels_thread_local_data";
+pub const OTEP_CTX: &str = "otel_thread_ctx_v1";
+pub const DRAFT_CTX: &str = "custom_labels_current_set_v2";
+pub const CONTEXT_SYMBOLS: [&str; 5] = [V1_SET, V1_ABI_VERSION, V0_INLINE, OTEP_CTX, DRAFT_CTX];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    #[error("not a 64-bit little-endian ELF file: {0}")]
+    Parse(#[from] object::Error),
+    #[error("unsupported machine {0:#x} (x86-64 and aarch64 only)")]
+    Machine(u16),
+}
+
+/// The `PT_TLS` program header: the module's TLS initialisation image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TlsSegment {
+    pub vaddr: u64,
+    pub memsz: u64,
+    pub filesz: u64,
+    /// `p_align`, with 0 read as 1.
+    pub align: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SymbolInfo {
+    pub name: String,
+    /// `st_value`: for `STT_TLS`, the offset inside the TLS image; otherwise a virtual address.
+    pub value: u64,
+    pub size: u64,
+    pub is_tls: bool,
+    pub in_dynsym: bool,
+    pub is_global: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsRelocKind {
+    /// `R_X86_64_DTPMOD64` / `R_AARCH64_TLS_DTPMOD64`: module id into the GOT.
+    DtpMod,
+    /// `R_X86_64_DTPOFF64` / `R_AARCH64_TLS_DTPREL64`: offset inside the module block.
+    DtpOff,
+    /// `R_X86_64_TPOFF64` / `R_AARCH64_TLS_TPREL64`: initial-exec TP offset.
+    TpOff,
+    /// `R_X86_64_TLSDESC` / `R_AARCH64_TLSDESC`: a two-word descriptor.
+    TlsDesc,
+}
+
+impl TlsRelocKind {
+    pub fn from_type(arch: Arch, r_type: u32) -> Option<Self> {
+        match (arch, r_type) {
+            (Arch::X86_64, elf::R_X86_64_DTPMOD64) | (Arch::Aarch64, elf::R_AARCH64_TLS_DTPMOD) => Some(Self::DtpMod),
+            (Arch::X86_64, elf::R_X86_64_DTPOFF64) | (Arch::Aarch64, elf::R_AARCH64_TLS_DTPREL) => Some(Self::DtpOff),
+            (Arch::X86_64, elf::R_X86_64_TPOFF64) | (Arch::Aarch64, elf::R_AARCH64_TLS_TPREL) => Some(Self::TpOff),
+            (Arch::X86_64, elf::R_X86_64_TLSDESC) | (Arch::Aarch64, elf::R_AARCH64_TLSDESC) => Some(Self::TlsDesc),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsReloc {
+    pub kind: TlsRelocKind,
+    /// `None` for symbol index 0 (local-dynamic, hidden or `-Bsymbolic` accesses).
+    pub symbol: Option<String>,
+    /// `r_offset`: virtual address of the GOT entry or descriptor.
+    pub offset: u64,
+    pub addend: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Libc {
+    Glibc,
+    Musl,
+}
+
+/// Everything discovery and `check` use from one ELF file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ElfModule {
+    pub arch: Arch,
+    /// `ET_DYN` (PIE or shared object) rather than `ET_EXEC`.
+    pub is_dyn: bool,
+    pub has_interp: bool,
+    pub has_dynsym: bool,
+    pub soname: Option<String>,
+    pub tls: Option<TlsSegment>,
+    /// `(p_vaddr, p_offset)` of the first `PT_LOAD`, for the load bias.
+    pub first_load: (u64, u64),
+    /// The context symbols this module defines (one entry per name: `.dynsym` preferred).
+    pub symbols: Vec<SymbolInfo>,
+    pub tls_relocs: Vec<TlsReloc>,
+    /// The libc a statically linked file carries, guessed from its symbols.
+    pub static_libc: Option<Libc>,
+}
+
+impl ElfModule {
+    pub fn symbol(&self, name: &str) -> Option<&SymbolInfo> {
+        self.symbols.iter().find(|s| s.name == name)
+    }
+
+    pub fn relocs_for<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a TlsReloc> + 'a {
+        self.tls_relocs.iter().filter(move |r| r.symbol.as_deref() == Some(name))
+    }
+}
+
+pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
+    let file = ElfFile64::<Endianness>::parse(data)?;
+    let endian = file.endian();
+    let header = file.elf_header();
+    let arch = match header.e_machine(endian) {
+        elf::EM_X86_64 => Arch::X86_64,
+        elf::EM_AARCH64 => Arch::Aarch64,
+        m => return Err(ElfError::Machine(m)),
+    };
+    let mut tls = None;
+    let mut first_load = None;
+    let mut has_interp = false;
+    for ph in file.elf_program_headers() {
+        match ph.p_type(endian) {
+            elf::PT_TLS => {
+                tls = Some(TlsSegment {
+                    vaddr: ph.p_vaddr(endian),
+                    memsz: ph.p_memsz(endian),
+                    filesz: ph.p_filesz(endian),
+                    align: ph.p_align(endian).max(1),
+                })
+            }
+            elf::PT_LOAD if first_load.is_none() => first_load = Some((ph.p_vaddr(endian), ph.p_offset(endian))),
+            elf::PT_INTERP => has_interp = true,
+            _ => {}
+        }
+    }
+
+    let mut symbols: Vec<SymbolInfo> = Vec::new();
+    let dynsym = file.dynamic_symbol_table();
+    let symtab = file.symbol_table();
+    let tables = [(dynsym.as_ref(), true), (symtab.as_ref(), false)];
+    let mut static_libc = None;
+    for (table, in_dynsym) in tables {
+        let Some(table) = table else { continue };
+        for sym in table.symbols() {
+            let Ok(name) = sym.name() else { continue };
+            if !in_dynsym {
+                static_libc = static_libc.or(match name {
+                    "__libc_setup_tls" | "_dl_static_dtv" => Some(Libc::Glibc),
+                    "__init_tp" | "__init_tls" | "__copy_tls" => Some(Libc::Musl),
+                    _ => None,
+                });
+            }
+            if !CONTEXT_SYMBOLS.contains(&name) || !sym.is_definition() {
+                continue;
+            }
+            if symbols.iter().any(|s| s.name == name) {
+                continue; // already seen in .dynsym
+            }
+            symbols.push(SymbolInfo {
+                name: name.to_string(),
+                value: sym.address(),
+                size: sym.size(),
+                is_tls: sym.kind() == SymbolKind::Tls,
+                in_dynsym,
+                is_global: sym.is_global(),
+            });
+        }
+    }
+
+    let mut tls_relocs = Vec::new();
+    if let Some(relocs) = file.dynamic_relocations() {
+        for (offset, reloc) in relocs {
+            let RelocationFlags::Elf { r_type } = reloc.flags() else { continue };
+            let Some(kind) = TlsRelocKind::from_type(arch, r_type) else { continue };
+            let symbol = match reloc.target() {
+                RelocationTarget::Symbol(idx) if idx.0 != 0 => dynsym
+                    .as_ref()
+                    .and_then(|t| t.symbol_by_index(idx).ok())
+                    .and_then(|s| s.name().ok().map(str::to_string)),
+                _ => None,
+            };
+            tls_relocs.push(TlsReloc { kind, symbol, offset, addend: reloc.addend() });
+        }
+    }
+
+    let soname = file
+        .elf_section_table()
+        .dynamic(endian, data)
+        .ok()
+        .flatten()
+        .and_then(|(entries, strings_index)| {
+            let strings = file.elf_section_table().strings(endian, data, strings_index).ok()?;
+            entries
+                .iter()
+                .find(|d| d.d_tag(endian) as u32 == elf::DT_SONAME)
+                .and_then(|d| d.string(endian, strings).ok())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+        });
+
+    Ok(ElfModule {
+        arch,
+        is_dyn: header.e_type(endian) == elf::ET_DYN,
+        has_interp,
+        has_dynsym: dynsym.is_some(),
+        soname,
+        tls,
+        first_load: first_load.unwrap_or((0, 0)),
+        symbols,
+        tls_relocs,
+        static_libc,
+    })
+}

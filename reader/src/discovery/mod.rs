@@ -1,0 +1,264 @@
+//! Discovery: from `/proc/PID/maps`, the mapped ELF files and a few reads of process memory
+//! (GOT slots, TLSDESC descriptors, the v1 ABI word), build the `ReadPlan` for a process.
+
+pub mod elf;
+pub mod maps;
+pub mod tls;
+
+use std::collections::BTreeMap;
+
+use self::elf::{ElfModule, Libc, SymbolInfo, TlsRelocKind};
+use self::maps::Mapping;
+use self::tls::{classify_descriptor_argument, dtv_layout, executable_block_offset, DescriptorArgument};
+use crate::decode::process_ctx::is_context_mapping_name;
+use crate::decode::thread_ctx::RecordLayout;
+use crate::memory::Memory;
+use crate::plan::{ContextMapping, ReadPlan, Resolution, SlotPlan, SlotRule, V1Layout, V1Plan, V2Plan};
+use crate::snapshot::{ErrorKind, Format, ReadError};
+
+/// Module ids above this are treated as garbage (an unresolved lazy descriptor, say).
+const MAX_MODULE_ID: u64 = 1 << 20;
+/// DTV offsets above this are treated as garbage.
+const MAX_DTV_OFFSET: u64 = 1 << 32;
+const PAGE: u64 = 4096;
+
+/// One mapped ELF file of the process.
+#[derive(Debug, Clone)]
+pub struct LoadedModule {
+    pub path: String,
+    pub bias: u64,
+    pub is_main: bool,
+    pub elf: ElfModule,
+}
+
+/// Finds every mapped ELF file (executable first, then by address) and inspects it. Files that
+/// cannot be read or parsed are skipped: they cannot define context symbols we could resolve.
+pub fn load_modules(pid: i32, maps: &[Mapping]) -> Vec<LoadedModule> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.to_string_lossy().into_owned());
+    let mut by_path: BTreeMap<&str, Vec<&Mapping>> = BTreeMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for m in maps.iter().filter(|m| m.is_file()) {
+        let entry = by_path.entry(m.path.as_str()).or_default();
+        if entry.is_empty() {
+            order.push(m.path.as_str());
+        }
+        entry.push(m);
+    }
+    let mut modules = Vec::new();
+    for path in order {
+        let mappings = &by_path[path];
+        let Some(data) = read_module_file(pid, path, mappings) else { continue };
+        let Ok(elf) = elf::inspect(&data) else { continue };
+        let Some(bias) = load_bias(&elf, mappings) else { continue };
+        let is_main = exe.as_deref() == Some(path);
+        modules.push(LoadedModule { path: path.to_string(), bias, is_main, elf });
+    }
+    modules.sort_by_key(|m| !m.is_main);
+    modules
+}
+
+fn read_module_file(pid: i32, path: &str, mappings: &[&Mapping]) -> Option<Vec<u8>> {
+    // Through the target's root, so containers work; map_files also covers deleted files.
+    let via_root = format!("/proc/{pid}/root{}", path.strip_suffix(" (deleted)").unwrap_or(path));
+    std::fs::read(via_root).ok().or_else(|| {
+        let m = mappings.first()?;
+        std::fs::read(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end)).ok()
+    })
+}
+
+/// bias = start of the mapping of the first `PT_LOAD` minus its page-aligned `p_vaddr`.
+pub fn load_bias(elf: &ElfModule, mappings: &[&Mapping]) -> Option<u64> {
+    let (vaddr, offset) = elf.first_load;
+    let m = mappings.iter().find(|m| m.offset == offset & !(PAGE - 1))?;
+    Some(m.start.wrapping_sub(vaddr & !(PAGE - 1)))
+}
+
+fn detect_libc(modules: &[LoadedModule]) -> Libc {
+    for m in modules {
+        let base = m.path.rsplit('/').next().unwrap_or("");
+        if base.starts_with("ld-musl-") || base.starts_with("libc.musl") {
+            return Libc::Musl;
+        }
+        if base.starts_with("libc.so.6") || base.starts_with("ld-linux") {
+            return Libc::Glibc;
+        }
+    }
+    modules.iter().find(|m| m.is_main).and_then(|m| m.elf.static_libc).unwrap_or(Libc::Glibc)
+}
+
+fn tls_error(detail: String) -> ReadError {
+    ReadError::new(Format::Tls, ErrorKind::TlsUnresolved, detail)
+}
+
+/// Builds the read plan of `pid` from its maps; `mem` is the process memory (read without
+/// stopping anything: GOT slots and descriptors are written once by the loader).
+pub fn discover(pid: i32, maps: &[Mapping], mem: &dyn Memory) -> ReadPlan {
+    let modules = load_modules(pid, maps);
+    plan_from_modules(pid, &modules, maps, mem)
+}
+
+pub fn plan_from_modules(pid: i32, modules: &[LoadedModule], maps: &[Mapping], mem: &dyn Memory) -> ReadPlan {
+    let arch = modules.iter().find(|m| m.is_main).map_or(tls::Arch::host(), |m| m.elf.arch);
+    let libc = detect_libc(modules);
+    let mut plan = ReadPlan {
+        pid,
+        arch,
+        libc,
+        v1: Vec::new(),
+        v2: Vec::new(),
+        context_mappings: maps
+            .iter()
+            .filter(|m| is_context_mapping_name(&m.path))
+            .map(|m| ContextMapping { start: m.start, end: m.end, name: m.path.clone() })
+            .collect(),
+        errors: Vec::new(),
+    };
+    let resolver = Resolver { modules, mem, arch, libc };
+    for module in modules {
+        if let Some(sym) = module.elf.symbol(elf::V1_SET) {
+            match v1_layout(module, mem, elf::V1_SET) {
+                Ok(layout) => match resolver.resolve(module, sym) {
+                    Ok(slot) => plan.v1.push(V1Plan { slot, layout }),
+                    Err(e) => plan.errors.push(e),
+                },
+                Err(e) => plan.errors.push(e),
+            }
+        } else if let Some(sym) = module.elf.symbol(elf::V0_INLINE) {
+            match v1_layout(module, mem, elf::V0_INLINE) {
+                Ok(layout) => match resolver.resolve(module, sym) {
+                    Ok(slot) => plan.v1.push(V1Plan { slot, layout }),
+                    Err(e) => plan.errors.push(e),
+                },
+                Err(e) => plan.errors.push(e),
+            }
+        }
+        for (name, layout) in [(elf::OTEP_CTX, RecordLayout::Otep4947), (elf::DRAFT_CTX, RecordLayout::Draft)] {
+            if let Some(sym) = module.elf.symbol(name) {
+                match resolver.resolve(module, sym) {
+                    Ok(slot) => plan.v2.push(V2Plan { slot, layout }),
+                    Err(e) => plan.errors.push(e),
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// Reads `custom_labels_abi_version` from process memory (not the file: pitfall list 1.10).
+fn v1_layout(module: &LoadedModule, mem: &dyn Memory, tls_symbol: &str) -> Result<V1Layout, ReadError> {
+    let unsupported = |d: String| ReadError::new(Format::V1, ErrorKind::Unsupported, d);
+    let Some(abi) = module.elf.symbol(elf::V1_ABI_VERSION) else {
+        // The v0 writer also had no version word; a v1 set without one is read as v1.
+        return Ok(if tls_symbol == elf::V0_INLINE { V1Layout::Inline } else { V1Layout::Pointer });
+    };
+    if abi.size != 4 {
+        return Err(unsupported(format!("{}: custom_labels_abi_version has size {}, not 4", module.path, abi.size)));
+    }
+    let version = mem.read_u32(module.bias.wrapping_add(abi.value)).map_err(|e| {
+        ReadError::new(Format::V1, ErrorKind::Unreadable, format!("{}: custom_labels_abi_version: {e}", module.path))
+    })?;
+    match (version, tls_symbol) {
+        (1, elf::V1_SET) => Ok(V1Layout::Pointer),
+        (0, elf::V0_INLINE) => Ok(V1Layout::Inline),
+        (v, s) => Err(unsupported(format!("{}: custom_labels_abi_version is {v} with symbol {s}", module.path))),
+    }
+}
+
+struct Resolver<'a> {
+    modules: &'a [LoadedModule],
+    mem: &'a dyn Memory,
+    arch: tls::Arch,
+    libc: Libc,
+}
+
+impl Resolver<'_> {
+    fn resolve(&self, module: &LoadedModule, sym: &SymbolInfo) -> Result<SlotPlan, ReadError> {
+        let plan = |rule, resolution| SlotPlan {
+            module: module.path.clone(),
+            symbol: sym.name.clone(),
+            rule,
+            resolution,
+        };
+        if !sym.is_tls {
+            return Err(tls_error(format!("{}: {} is not an STT_TLS symbol", module.path, sym.name)));
+        }
+        let read = |addr: u64| {
+            self.mem
+                .read_u64(addr)
+                .map_err(|e| tls_error(format!("{}: {} relocation target: {e}", module.path, sym.name)))
+        };
+        // Relocations naming the symbol: the module's own first, then other modules' when no
+        // other module defines the same name (else interposition decides and we cannot tell).
+        let defined_elsewhere = self.modules.iter().any(|m| m.path != module.path && m.elf.symbol(&sym.name).is_some());
+        let mut named: Vec<(&LoadedModule, &elf::TlsReloc)> =
+            module.elf.relocs_for(&sym.name).map(|r| (module, r)).collect();
+        if !defined_elsewhere {
+            for other in self.modules.iter().filter(|m| m.path != module.path) {
+                named.extend(other.elf.relocs_for(&sym.name).map(|r| (other, r)));
+            }
+        }
+        for kind in [TlsRelocKind::TpOff, TlsRelocKind::TlsDesc, TlsRelocKind::DtpMod] {
+            let Some((owner, reloc)) = named.iter().find(|(_, r)| r.kind == kind) else { continue };
+            let at = owner.bias.wrapping_add(reloc.offset);
+            return match kind {
+                TlsRelocKind::TpOff => Ok(plan(SlotRule::TpRelative { offset: read(at)? as i64 }, Resolution::InitialExecGot)),
+                TlsRelocKind::TlsDesc => self.descriptor(read(at + 8)?, 0).map(|(rule, r)| plan(rule, r)),
+                _ => {
+                    let (module_id, offset) = (read(at)?, read(at + 8)?);
+                    self.dtv_rule(module_id, offset).map(|rule| plan(rule, Resolution::GeneralDynamic))
+                }
+            };
+        }
+        // Local-dynamic style: relocations with symbol index 0 in the defining module.
+        let anonymous = |kind| module.elf.tls_relocs.iter().filter(move |r| r.symbol.is_none() && r.kind == kind);
+        if let Some(r) = anonymous(TlsRelocKind::TlsDesc).find(|r| r.addend as u64 == sym.value) {
+            let word1 = read(module.bias.wrapping_add(r.offset) + 8)?;
+            return self.descriptor(word1, 0).map(|(rule, _)| plan(rule, Resolution::LocalDynamic));
+        }
+        if let Some(r) = anonymous(TlsRelocKind::TlsDesc).find(|r| r.addend == 0) {
+            let word1 = read(module.bias.wrapping_add(r.offset) + 8)?;
+            return self.descriptor(word1, sym.value).map(|(rule, _)| plan(rule, Resolution::LocalDynamic));
+        }
+        if let Some(r) = anonymous(TlsRelocKind::DtpMod).next() {
+            let module_id = read(module.bias.wrapping_add(r.offset))?;
+            return self.dtv_rule(module_id, sym.value).map(|rule| plan(rule, Resolution::LocalDynamic));
+        }
+        if module.is_main {
+            let Some(seg) = module.elf.tls else {
+                return Err(tls_error(format!("{}: defines {} but has no PT_TLS segment", module.path, sym.name)));
+            };
+            let offset = executable_block_offset(self.arch, &seg).wrapping_add(sym.value as i64);
+            return Ok(plan(SlotRule::TpRelative { offset }, Resolution::ExecutableStatic));
+        }
+        Err(tls_error(format!(
+            "{}: defines {} but no dynamic relocation (TLSDESC, TPOFF64, DTPMOD64) reaches it",
+            module.path, sym.name
+        )))
+    }
+
+    /// A TLSDESC argument word plus `extra` (the symbol offset for module-base descriptors).
+    fn descriptor(&self, word1: u64, extra: u64) -> Result<(SlotRule, Resolution), ReadError> {
+        match classify_descriptor_argument(self.arch, word1) {
+            DescriptorArgument::StaticOffset(o) => {
+                Ok((SlotRule::TpRelative { offset: o.wrapping_add(extra as i64) }, Resolution::TlsDescStatic))
+            }
+            DescriptorArgument::Dynamic(p) => {
+                let read = |a: u64| {
+                    self.mem.read_u64(a).map_err(|e| tls_error(format!("dynamic TLS descriptor at {p:#x}: {e}")))
+                };
+                let (module_id, offset) = (read(p)?, read(p + 8)?);
+                let rule = self.dtv_rule(module_id, offset.wrapping_add(extra))?;
+                Ok((rule, Resolution::TlsDescDynamic))
+            }
+        }
+    }
+
+    fn dtv_rule(&self, module_id: u64, offset: u64) -> Result<SlotRule, ReadError> {
+        if module_id == 0 || module_id > MAX_MODULE_ID || offset > MAX_DTV_OFFSET {
+            return Err(tls_error(format!(
+                "implausible TLS index {{module {module_id}, offset {offset:#x}}}: descriptor not yet resolved?"
+            )));
+        }
+        Ok(SlotRule::Dtv { dtv: dtv_layout(self.arch, self.libc), module_id, offset })
+    }
+}

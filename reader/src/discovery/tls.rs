@@ -1,0 +1,172 @@
+//! TLS address arithmetic, as pure per-arch functions (formats.md 4.2, 4.4, 4.5.3, 4.6).
+//! Unit-tested for x86-64 and aarch64 on any host.
+
+use serde::Serialize;
+
+use super::elf::{Libc, TlsSegment};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub const fn host() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Aarch64
+        } else {
+            Arch::X86_64
+        }
+    }
+}
+
+/// Signed offset from the thread pointer to the start of the executable's static TLS block.
+///
+/// x86-64 (variant II): the block ends at TP, so the offset is `-tlsoff` with
+/// `tlsoff = memsz + ((-vaddr - memsz) mod align)`. aarch64 (variant I): the block starts after
+/// the 16-byte TCB, `tlsoff = 16 + ((vaddr - 16) mod align)`. These are the smallest offsets with
+/// the right residue; glibc, musl and lld agree (pitfalls 9 and 10).
+pub fn executable_block_offset(arch: Arch, tls: &TlsSegment) -> i64 {
+    let align = tls.align.max(1) as i128;
+    let vaddr = tls.vaddr as i128;
+    let memsz = tls.memsz as i128;
+    match arch {
+        Arch::X86_64 => -(memsz + (-vaddr - memsz).rem_euclid(align)) as i64,
+        Arch::Aarch64 => (16 + (vaddr - 16).rem_euclid(align)) as i64,
+    }
+}
+
+/// Where the DTV is and how it is laid out, for one libc on one arch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DtvLayout {
+    /// The DTV pointer is read at `TP + pointer_offset`.
+    pub pointer_offset: i64,
+    /// Bytes per DTV entry: 16 on glibc (`dtv_t` union), 8 on musl.
+    pub entry_size: u64,
+    /// glibc keeps the slot count in `dtv[-1].counter`; musl in `dtv[0]`.
+    pub glibc_counter: bool,
+}
+
+pub fn dtv_layout(arch: Arch, libc: Libc) -> DtvLayout {
+    match (arch, libc) {
+        (Arch::X86_64, Libc::Glibc) => DtvLayout { pointer_offset: 8, entry_size: 16, glibc_counter: true },
+        (Arch::X86_64, Libc::Musl) => DtvLayout { pointer_offset: 8, entry_size: 8, glibc_counter: false },
+        (Arch::Aarch64, Libc::Glibc) => DtvLayout { pointer_offset: 0, entry_size: 16, glibc_counter: true },
+        (Arch::Aarch64, Libc::Musl) => DtvLayout { pointer_offset: -8, entry_size: 8, glibc_counter: false },
+    }
+}
+
+impl DtvLayout {
+    /// Address of the word that holds the DTV length, given the DTV pointer.
+    pub fn counter_addr(&self, dtv: u64) -> u64 {
+        if self.glibc_counter {
+            dtv.wrapping_sub(16)
+        } else {
+            dtv
+        }
+    }
+
+    /// Address of the block pointer of `module_id`.
+    pub fn entry_addr(&self, dtv: u64, module_id: u64) -> u64 {
+        dtv.wrapping_add(module_id.wrapping_mul(self.entry_size))
+    }
+}
+
+/// A TLSDESC argument word: either a static TP offset, or a pointer to a dynamic descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescriptorArgument {
+    StaticOffset(i64),
+    Dynamic(u64),
+}
+
+/// Tells static from dynamic descriptors by the argument alone (formats.md 4.5.3): static
+/// arguments are small TP offsets (negative on x86-64, small positive on aarch64); dynamic ones
+/// are heap addresses.
+pub fn classify_descriptor_argument(arch: Arch, word1: u64) -> DescriptorArgument {
+    const STATIC_RANGE: i64 = 1 << 32;
+    let signed = word1 as i64;
+    let is_static = match arch {
+        Arch::X86_64 => (-STATIC_RANGE..0).contains(&signed),
+        Arch::Aarch64 => (16..STATIC_RANGE).contains(&signed),
+    };
+    if is_static {
+        DescriptorArgument::StaticOffset(signed)
+    } else {
+        DescriptorArgument::Dynamic(word1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(vaddr: u64, memsz: u64, align: u64) -> TlsSegment {
+        TlsSegment { vaddr, memsz, filesz: 0, align }
+    }
+
+    // Recorded values, formats.md 4.4 "(verified)".
+    #[test]
+    fn x86_64_pie_memsz_0x4d_align_64() {
+        let off = executable_block_offset(Arch::X86_64, &seg(0x3dc0, 0x4d, 0x40));
+        assert_eq!(off, -128);
+        assert_eq!(off + 0x40, -64, "S=0x40 sits at TP-64");
+    }
+
+    #[test]
+    fn x86_64_static_memsz_0xb0_align_64() {
+        let off = executable_block_offset(Arch::X86_64, &seg(0x4c50c0, 0xb0, 0x40));
+        assert_eq!(off + 0x40, -128);
+    }
+
+    #[test]
+    fn x86_64_small_block_align_8() {
+        assert_eq!(executable_block_offset(Arch::X86_64, &seg(0x2df0, 8, 8)), -8);
+        assert_eq!(executable_block_offset(Arch::X86_64, &seg(0x2df0, 0x14, 8)), -24);
+    }
+
+    #[test]
+    fn x86_64_misaligned_vaddr_uses_residue() {
+        // vaddr = 8 mod 16: tlsoff = 16 + ((-8 - 16) mod 16) = 16 + 8 = 24
+        assert_eq!(executable_block_offset(Arch::X86_64, &seg(0x1008, 16, 16)), -24);
+    }
+
+    #[test]
+    fn aarch64_align_64_starts_at_tp_plus_64() {
+        let off = executable_block_offset(Arch::Aarch64, &seg(0x1fd40, 0x80, 0x40));
+        assert_eq!(off, 64, "S=0 at TP+64, not TP+16");
+        assert_eq!(off + 0x40, 128);
+    }
+
+    #[test]
+    fn aarch64_small_align_starts_at_tp_plus_16() {
+        assert_eq!(executable_block_offset(Arch::Aarch64, &seg(0x1fdd8, 8, 8)), 16);
+        assert_eq!(executable_block_offset(Arch::Aarch64, &seg(0x1fdd0, 8, 16)), 16);
+    }
+
+    #[test]
+    fn aarch64_misaligned_vaddr_uses_residue() {
+        // vaddr = 0x20 mod 64: tlsoff = 16 + ((0x20 - 16) mod 64) = 32
+        assert_eq!(executable_block_offset(Arch::Aarch64, &seg(0x1fd60, 8, 64)), 32);
+    }
+
+    #[test]
+    fn dtv_layouts_per_libc_and_arch() {
+        let g = dtv_layout(Arch::X86_64, Libc::Glibc);
+        assert_eq!((g.pointer_offset, g.counter_addr(0x1000), g.entry_addr(0x1000, 2)), (8, 0xff0, 0x1020));
+        let m = dtv_layout(Arch::X86_64, Libc::Musl);
+        assert_eq!((m.pointer_offset, m.counter_addr(0x1000), m.entry_addr(0x1000, 2)), (8, 0x1000, 0x1010));
+        assert_eq!(dtv_layout(Arch::Aarch64, Libc::Glibc).pointer_offset, 0);
+        assert_eq!(dtv_layout(Arch::Aarch64, Libc::Musl).pointer_offset, -8);
+    }
+
+    #[test]
+    fn descriptor_arguments() {
+        // Recorded: static 0xffffffffffffff68, dynamic heap pointer 0x562d682d4840 (x86-64).
+        assert_eq!(classify_descriptor_argument(Arch::X86_64, 0xffff_ffff_ffff_ff68), DescriptorArgument::StaticOffset(-152));
+        assert_eq!(classify_descriptor_argument(Arch::X86_64, 0x562d_682d_4840), DescriptorArgument::Dynamic(0x562d_682d_4840));
+        assert_eq!(classify_descriptor_argument(Arch::Aarch64, 0x40), DescriptorArgument::StaticOffset(0x40));
+        assert_eq!(classify_descriptor_argument(Arch::Aarch64, 0xaaaa_d000_1000), DescriptorArgument::Dynamic(0xaaaa_d000_1000));
+    }
+}

@@ -1,0 +1,98 @@
+//! The read plan: everything discovery learnt about a process, as plain serialisable data.
+//! Backends only execute plans; they never look at ELF files or maps.
+
+use serde::Serialize;
+
+use crate::decode::thread_ctx::RecordLayout;
+use crate::discovery::elf::{Libc, TlsRelocKind};
+use crate::discovery::tls::{Arch, DtvLayout};
+
+/// How to turn a thread pointer into the address of a TLS slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SlotRule {
+    /// slot = TP + offset: the module is in static TLS.
+    TpRelative { offset: i64 },
+    /// slot = dtv[module_id] + offset, read per thread; an unallocated entry means no context.
+    Dtv { dtv: DtvLayout, module_id: u64, offset: u64 },
+}
+
+/// Which access model the slot was resolved through, for `--verbose` and `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// Static offset computed from the executable's `PT_TLS` (local-exec / relaxed initial-exec).
+    ExecutableStatic,
+    /// An initial-exec GOT slot (`TPOFF64`).
+    InitialExecGot,
+    /// A static TLSDESC descriptor.
+    TlsDescStatic,
+    /// A dynamic TLSDESC descriptor pointing at `{module, offset}`.
+    TlsDescDynamic,
+    /// A traditional general-dynamic `tls_index` (`DTPMOD64` + `DTPOFF64`).
+    GeneralDynamic,
+    /// A module-id relocation with symbol index 0 plus the symbol's own offset.
+    LocalDynamic,
+}
+
+impl Resolution {
+    pub fn from_reloc(kind: TlsRelocKind) -> Self {
+        match kind {
+            TlsRelocKind::TpOff => Resolution::InitialExecGot,
+            TlsRelocKind::TlsDesc => Resolution::TlsDescStatic,
+            TlsRelocKind::DtpMod | TlsRelocKind::DtpOff => Resolution::GeneralDynamic,
+        }
+    }
+}
+
+/// One TLS variable of one module, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotPlan {
+    pub module: String,
+    pub symbol: String,
+    pub rule: SlotRule,
+    pub resolution: Resolution,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum V1Layout {
+    /// ABI version 1: the slot holds a pointer to `{storage, count, capacity}`.
+    Pointer,
+    /// ABI version 0: the slot holds `{storage, count}` inline.
+    Inline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct V1Plan {
+    pub slot: SlotPlan,
+    pub layout: V1Layout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct V2Plan {
+    pub slot: SlotPlan,
+    pub layout: RecordLayout,
+}
+
+/// A mapping whose name says it may hold a process context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContextMapping {
+    pub start: u64,
+    pub end: u64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReadPlan {
+    pub pid: i32,
+    pub arch: Arch,
+    pub libc: Libc,
+    /// In lookup order (executable first, then load order); the first is the one reported as `v1`.
+    pub v1: Vec<V1Plan>,
+    pub v2: Vec<V2Plan>,
+    pub context_mappings: Vec<ContextMapping>,
+    /// Problems found while resolving (reported as top-level snapshot errors).
+    #[serde(skip)]
+    pub errors: Vec<crate::snapshot::ReadError>,
+}
