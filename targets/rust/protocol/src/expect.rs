@@ -138,6 +138,21 @@ pub fn kv_object(pairs: &[(String, AnyValue)]) -> Value {
     Value::Object(object)
 }
 
+/// Expected `process_context` for a published context (version 2) in mapping `mapping`;
+/// `published_at_ns` is left out (a target cannot know what the reader will be compared on).
+pub fn process_context_expect(
+    mapping: &str,
+    resource: &[(String, AnyValue)],
+    attributes: &[(String, AnyValue)],
+) -> Value {
+    json!({
+        "mapping": mapping,
+        "version": 2,
+        "resource": kv_object(resource),
+        "attributes": kv_object(attributes),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::sync::mpsc;
 
-pub use expect::{any_json, bytes_json, kv_object, v1_expect, v2_expect, AnyValue};
+pub use expect::{
+    any_json, bytes_json, hex, kv_object, process_context_expect, v1_expect, v2_expect, AnyValue,
+};
 
 /// Command-line options every target understands; anything else on the command line is ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,50 @@ fn set_current_thread_name(name: &str) {
     unsafe {
         libc::prctl(libc::PR_SET_NAME, bytes.as_ptr() as libc::c_ulong, 0, 0, 0);
     }
+}
+
+/// Names under which `/proc/PID/maps` shows an OTEP 4719 context mapping (formats.md 3.3).
+const CONTEXT_MAPPING_NAMES: [&str; 3] = ["[anon_shmem:OTEL_CTX]", "[anon:OTEL_CTX]", "/memfd:OTEL_CTX"];
+
+/// The `/proc/self/maps` name of this process's process-context mapping: the one containing
+/// `address` when given, else the only mapping with a context name. Which name the kernel shows
+/// (memfd path or prctl name) depends on its configuration, so a target asks the kernel rather
+/// than guessing; the reader still has to find and decode the mapping on its own.
+pub fn context_mapping_name(address: Option<usize>) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let mut found = Vec::new();
+    for line in maps.lines() {
+        let Some((start, end, name)) = parse_maps_line(line) else { continue };
+        let base = name.strip_suffix(" (deleted)").unwrap_or(name);
+        if !CONTEXT_MAPPING_NAMES.contains(&base) {
+            continue;
+        }
+        match address {
+            Some(address) if !(start..end).contains(&address) => continue,
+            _ => found.push(name.to_owned()),
+        }
+    }
+    if found.len() == 1 {
+        found.pop()
+    } else {
+        None
+    }
+}
+
+/// Splits one `/proc/PID/maps` line into start, end and path name (possibly empty).
+fn parse_maps_line(line: &str) -> Option<(usize, usize, &str)> {
+    let mut rest = line;
+    let mut fields = [""; 5];
+    for field in fields.iter_mut() {
+        rest = rest.trim_start();
+        let end = rest.find(' ').unwrap_or(rest.len());
+        *field = &rest[..end];
+        rest = &rest[end..];
+    }
+    let (start, end) = fields[0].split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    Some((start, end, rest.trim_start()))
 }
 
 /// What one thread reports once its context is published.
@@ -306,6 +352,13 @@ mod tests {
         assert_eq!(Options::parse(args(&["--scenario", "duplicates"])).scenario, "duplicates");
         assert_eq!(Options::parse(args(&["--scenario=detached", "--churn"])).scenario, "detached");
         assert!(Options::parse(args(&["--churn"])).churn);
+    }
+
+    #[test]
+    fn maps_lines_keep_names_with_spaces() {
+        let line = "7f00-7f10 rw-p 00000000 00:01 1234                       /memfd:OTEL_CTX (deleted)";
+        assert_eq!(parse_maps_line(line), Some((0x7f00, 0x7f10, "/memfd:OTEL_CTX (deleted)")));
+        assert_eq!(parse_maps_line("1000-2000 r--p 00000000 00:00 0 "), Some((0x1000, 0x2000, "")));
     }
 
     #[test]
