@@ -1,1 +1,32 @@
-//! placeholder, being written
+//! eBPF sampling backend: a C CO-RE perf-event program that copies a thread's context records in the kernel, and its aya loader.
+//!
+//! The program (src/bpf/sampler.bpf.c) runs on software cpu-clock ticks. For a thread of a
+//! watched process it reads the thread pointer, computes the custom-labels v1 and OTEP 4947
+//! slots from per-process [`SlotRule`]s and copies exactly the ranges the ptrace reader would
+//! read, as a list of chunks `(address, bytes)`. User space never chases pointers: it rebuilds
+//! an address space from a [`Sample`]'s chunks ([`Sample::read`]) and runs the same decoders as
+//! the ptrace backend over it.
+//!
+//! ```no_run
+//! use context_reader_ebpf::{ProcessParams, Sampler, SamplerOptions, SlotRule};
+//! let mut sampler = Sampler::load(SamplerOptions::default())?;
+//! sampler.watch(1234, &ProcessParams { v1: SlotRule::None, v2: SlotRule::TpRelative { offset: -8 } })?;
+//! let samples = sampler.collect(std::time::Duration::from_secs(2), |_| false)?;
+//! # Ok::<(), context_reader_ebpf::EbpfError>(())
+//! ```
+#![deny(unsafe_code)]
+
+pub mod error;
+pub mod layout;
+mod pod;
+pub mod rules;
+pub mod sample;
+pub mod sampler;
+
+pub use error::EbpfError;
+pub use rules::{ProcessParams, SlotRule};
+pub use sample::{FormatFlags, RecordError, Sample, SampleFlags};
+pub use sampler::{Sampler, SamplerOptions, Stats, KERNEL_BTF_PATH};
+
+/// The compiled BPF object for the target architecture (built by build.rs), 8-byte aligned.
+pub static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sampler.bpf.o"));
