@@ -1,1 +1,291 @@
-fn main() {}
+//! `cargo xtask`: setup, build, conformance, tests, and the aarch64 VM leg of context-reader.
+
+mod apt_sources;
+mod cpio;
+mod cross;
+mod guest;
+mod paths;
+mod process;
+mod setup;
+mod smoke;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use paths::Paths;
+use process::run;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, set up and test context-reader")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Arch {
+    #[value(name = "x86_64")]
+    X86_64,
+    Aarch64,
+    All,
+}
+
+impl Arch {
+    fn legs(self) -> setup::Legs {
+        setup::Legs {
+            x86_64: self != Arch::Aarch64,
+            aarch64: self != Arch::X86_64,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Ptrace,
+    Ebpf,
+    All,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what this machine lacks (Debian 12; idempotent; needs root only to install).
+    Setup {
+        #[arg(long, value_enum, default_value = "all")]
+        arch: Arch,
+    },
+    /// Set up, build, and run the conformance suite.
+    Conformance {
+        #[arg(long, value_enum, default_value = "all")]
+        backend: Backend,
+        #[arg(long, value_enum, default_value = "x86_64")]
+        arch: Arch,
+        /// Print the case names instead of running them.
+        #[arg(long)]
+        list: bool,
+        /// Read with this command instead of context-reader (`CONFORMANCE_EXTERNAL`).
+        #[arg(long, value_name = "CMD ARGS")]
+        external: Option<String>,
+        /// Run only cases whose name contains this.
+        filter: Option<String>,
+    },
+    /// Set up, then fmt, clippy, all tests on x86_64, and the aarch64 leg.
+    Test {
+        #[arg(long, value_enum, default_value = "all")]
+        arch: Arch,
+    },
+    /// What CI runs: `test` for both arches.
+    Ci,
+    /// Run an aarch64 program in a fresh VM and exit with its exit code (a cargo runner).
+    VmRun {
+        program: PathBuf,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Check the VM runner with tiny glibc and musl C programs.
+    VmSmoke,
+    /// Run Debian's cargo for aarch64 with the VM runner, e.g. `cargo xtask cross test -p context-reader`.
+    Cross {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_args: Vec<OsString>,
+    },
+}
+
+/// rustup's cargo, the one that started us.
+fn host_cargo(paths: &Paths) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(&paths.workspace);
+    cmd
+}
+
+/// libtest arguments selecting `backend` and `arch_prefix` cases, plus the user's filter.
+fn conformance_args(
+    backend: Backend,
+    other_arch_prefix: &str,
+    list: bool,
+    filter: Option<&str>,
+) -> Vec<String> {
+    let mut args = vec!["--skip".to_string(), other_arch_prefix.to_string()];
+    match backend {
+        Backend::Ptrace => args.extend(["--skip".into(), "/ebpf/".into()]),
+        Backend::Ebpf => args.extend(["--skip".into(), "/ptrace/".into()]),
+        Backend::All => {}
+    }
+    if list {
+        args.push("--list".into());
+    }
+    args.extend(filter.map(str::to_string));
+    args
+}
+
+fn conformance(
+    paths: &Paths,
+    backend: Backend,
+    arch: Arch,
+    list: bool,
+    external: Option<&str>,
+    filter: Option<&str>,
+) -> Result<()> {
+    setup::setup(arch.legs(), &paths.cache)?;
+    let legs = arch.legs();
+    if legs.x86_64 {
+        run(host_cargo(paths).args(["build", "--workspace"]))?;
+        let mut test = host_cargo(paths);
+        test.args(["test", "-p", "conformance", "--test", "*", "--"])
+            .args(conformance_args(backend, "aarch64/", list, filter));
+        if let Some(external) = external {
+            test.env("CONFORMANCE_EXTERNAL", external);
+        }
+        run(&mut test)?;
+    }
+    if legs.aarch64 {
+        run(cross::cargo(paths)?.args(["build", "--workspace", "--exclude", "xtask"]))?;
+        let mut test = cross::cargo(paths)?;
+        test.args(["test", "-p", "conformance", "--test", "*", "--"])
+            .args(conformance_args(backend, "x86_64/", list, filter));
+        if let Some(external) = external {
+            test.env("CONFORMANCE_EXTERNAL", external);
+        }
+        run(&mut test)?;
+    }
+    Ok(())
+}
+
+fn test(paths: &Paths, arch: Arch) -> Result<()> {
+    setup::setup(arch.legs(), &paths.cache)?;
+    let legs = arch.legs();
+    if legs.x86_64 {
+        run(host_cargo(paths).args(["fmt", "--all", "--check"]))?;
+        run(host_cargo(paths).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        run(host_cargo(paths).args(["test", "--workspace", "--no-fail-fast"]))?;
+    }
+    if legs.aarch64 {
+        smoke::run_smoke(paths)?;
+        // Doc tests are left out: each would boot a VM of its own.
+        run(cross::cargo(paths)?.args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--no-fail-fast",
+            "--lib",
+            "--bins",
+            "--tests",
+        ]))?;
+    }
+    Ok(())
+}
+
+fn vm_run(paths: &Paths, program: &std::path::Path, args: &[OsString]) -> Result<u8> {
+    let outcome = guest::run_in_vm(&paths.cache, program, args)?;
+    if outcome.timed_out {
+        eprintln!(
+            "xtask vm-run: timed out; VM killed (set XTASK_VM_TIMEOUT_SECS to change the limit)"
+        );
+        return Ok(124);
+    }
+    match outcome.exit_code {
+        Some(code) => Ok(u8::try_from(code).unwrap_or(1)),
+        None => {
+            eprintln!("xtask vm-run: the VM ended without printing an exit code (kernel panic or guest crash): failure");
+            Ok(125)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let paths = Paths::discover();
+    let result = match cli.command {
+        Task::Setup { arch } => setup::setup(arch.legs(), &paths.cache),
+        Task::Conformance {
+            backend,
+            arch,
+            list,
+            external,
+            filter,
+        } => conformance(
+            &paths,
+            backend,
+            arch,
+            list,
+            external.as_deref(),
+            filter.as_deref(),
+        ),
+        Task::Test { arch } => test(&paths, arch),
+        Task::Ci => test(&paths, Arch::All),
+        Task::VmRun { program, args } => match vm_run(&paths, &program, &args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
+        Task::VmSmoke => smoke::run_smoke(&paths),
+        Task::Cross { cargo_args } => cross::cargo(&paths).and_then(|mut c| {
+            if cargo_args.is_empty() {
+                bail!("usage: cargo xtask cross CARGO_SUBCOMMAND [ARGS...]");
+            }
+            run(c.args(&cargo_args)).context("cross cargo")
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformance_args_select_backend_and_arch_by_name_prefix() {
+        assert_eq!(
+            conformance_args(Backend::All, "aarch64/", false, None),
+            ["--skip", "aarch64/"]
+        );
+        assert_eq!(
+            conformance_args(Backend::Ptrace, "aarch64/", true, Some("many-threads")),
+            [
+                "--skip",
+                "aarch64/",
+                "--skip",
+                "/ebpf/",
+                "--list",
+                "many-threads"
+            ]
+        );
+        assert_eq!(
+            conformance_args(Backend::Ebpf, "x86_64/", false, None),
+            ["--skip", "x86_64/", "--skip", "/ptrace/"]
+        );
+    }
+
+    #[test]
+    fn arch_maps_to_legs() {
+        let legs = |a: Arch| (a.legs().x86_64, a.legs().aarch64);
+        assert_eq!(legs(Arch::X86_64), (true, false));
+        assert_eq!(legs(Arch::Aarch64), (false, true));
+        assert_eq!(legs(Arch::All), (true, true));
+    }
+
+    #[test]
+    fn cli_parses_runner_invocation_with_test_flags() {
+        let cli = Cli::try_parse_from(["xtask", "vm-run", "/t/bin", "--exact", "x", "--nocapture"])
+            .unwrap();
+        let Task::VmRun { program, args } = cli.command else {
+            panic!("not vm-run")
+        };
+        assert_eq!(program, PathBuf::from("/t/bin"));
+        assert_eq!(args, ["--exact", "x", "--nocapture"]);
+    }
+}
