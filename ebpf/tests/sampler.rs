@@ -1,0 +1,356 @@
+//! Root-only end-to-end tests: C targets publish known v1 sets and OTEP 4947 records; the kernel sampler must copy exactly the reader's ranges.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use context_reader_ebpf::{ProcessParams, Sample, Sampler, SamplerOptions, SlotRule};
+
+const C_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c");
+/// Upper bound for seeing every thread once; samples normally arrive within a few ms.
+const COLLECT_LIMIT: Duration = Duration::from_secs(20);
+const FREQUENCY_HZ: u64 = 499;
+
+#[cfg(target_arch = "x86_64")]
+const GLIBC_DTV_POINTER_OFFSET: i64 = 8;
+#[cfg(target_arch = "aarch64")]
+const GLIBC_DTV_POINTER_OFFSET: i64 = 0;
+
+/// Same formula as `pattern_byte` in tests/c/common.h.
+fn pattern(thread: u32, what: u32, len: usize) -> Vec<u8> {
+    (0..len as u32).map(|i| (thread * 31 + what * 7 + i * 3 + 1) as u8).collect()
+}
+
+fn compile(out: &Path, args: &[&str]) -> PathBuf {
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let status = Command::new(&compiler)
+        .args(["-O1", "-g", "-Wall", "-Werror", "-pthread", "-I", C_DIR])
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+    assert!(status.success(), "{compiler} {args:?} failed");
+    out.to_path_buf()
+}
+
+/// A running target; dropping it closes stdin (the target then exits) and reaps or kills it.
+struct Target {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Vec<String>,
+}
+
+impl Target {
+    fn start(program: &Path, args: &[&str]) -> Target {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", program.display()));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut target = Target { child, stdin, lines: Vec::new() };
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("target stdout");
+            if line == "READY" {
+                return target;
+            }
+            target.lines.push(line);
+        }
+        panic!("target {} exited before READY; printed {:?}", program.display(), target.lines);
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One `THREAD index tid tp rest...` line.
+#[derive(Debug, Clone)]
+struct ThreadLine {
+    index: u32,
+    tid: u32,
+    tp: u64,
+    rest: Vec<i64>,
+}
+
+fn thread_lines(target: &Target) -> Vec<ThreadLine> {
+    let mut threads: Vec<ThreadLine> = target
+        .lines
+        .iter()
+        .filter_map(|line| line.strip_prefix("THREAD "))
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            ThreadLine {
+                index: fields[0].parse().unwrap(),
+                tid: fields[1].parse().unwrap(),
+                tp: u64::from_str_radix(fields[2].trim_start_matches("0x"), 16).unwrap(),
+                rest: fields[3..].iter().map(|f| f.parse().unwrap()).collect(),
+            }
+        })
+        .collect();
+    threads.sort_by_key(|t| t.index);
+    threads
+}
+
+/// Samples until every tid has at least one sample; returns the last sample of each tid.
+fn sample_threads(sampler: &mut Sampler, pid: u32, tids: &[u32]) -> BTreeMap<u32, Sample> {
+    let wanted: BTreeSet<u32> = tids.iter().copied().collect();
+    let mut seen = BTreeSet::new();
+    let samples = sampler
+        .collect(COLLECT_LIMIT, |sample| {
+            if sample.tgid == pid && wanted.contains(&sample.tid) {
+                seen.insert(sample.tid);
+            }
+            seen.len() == wanted.len()
+        })
+        .expect("collect");
+    let mut last = BTreeMap::new();
+    for sample in samples.into_iter().filter(|s| s.tgid == pid) {
+        last.insert(sample.tid, sample);
+    }
+    for tid in tids {
+        assert!(last.contains_key(tid), "no sample of thread {tid} within {COLLECT_LIMIT:?}");
+    }
+    last
+}
+
+fn read_bytes(sample: &Sample, addr: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    assert!(sample.read(addr, &mut buf), "kernel did not copy {len} bytes at {addr:#x}");
+    buf
+}
+
+fn read_u64(sample: &Sample, addr: u64) -> u64 {
+    u64::from_ne_bytes(read_bytes(sample, addr, 8).try_into().unwrap())
+}
+
+fn chunk_addresses(sample: &Sample) -> Vec<(u64, usize)> {
+    sample.chunks.iter().map(|(addr, bytes)| (*addr, bytes.len())).collect()
+}
+
+/// Checks a valid OTEP record at `record` with `attrs_len` pattern bytes declared and copied.
+fn check_otep_record(sample: &Sample, thread: u32, record: u64, declared: u16, copied: usize) {
+    let header = read_bytes(sample, record, 28);
+    assert_eq!(header[0..16], pattern(thread, 0, 16)[..], "trace_id");
+    assert_eq!(header[16..24], pattern(thread, 1, 8)[..], "span_id");
+    assert_eq!((header[24], header[25]), (1, 1), "valid, trace_flags");
+    assert_eq!(u16::from_ne_bytes([header[26], header[27]]), declared, "attrs_data_size");
+    assert_eq!(read_bytes(sample, record + 28, copied), pattern(thread, 2, copied), "attrs");
+}
+
+fn load_sampler() -> Sampler {
+    Sampler::load(SamplerOptions { frequency_hz: FREQUENCY_HZ }).unwrap_or_else(|error| {
+        panic!(
+            "loading the sampler failed (these tests need root, kernel BTF and perf events): {error}\n{}",
+            error.verifier_log().unwrap_or("")
+        )
+    })
+}
+
+#[test]
+fn tp_relative_slots_copy_exactly_the_reader_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile(&dir.path().join("tp_relative"), &[&format!("{C_DIR}/tp_relative.c")]);
+    let mut sampler = load_sampler();
+    let target = Target::start(&exe, &[]);
+    let threads = thread_lines(&target);
+    assert_eq!(threads.len(), 4, "{:?}", target.lines);
+    let v1_offset = threads[0].rest[0];
+    let v2_offset = threads[0].rest[1];
+    for thread in &threads {
+        assert_eq!(thread.rest, vec![v1_offset, v2_offset], "local-exec offsets are per process");
+    }
+    sampler
+        .watch(
+            target.pid(),
+            &ProcessParams {
+                v1: SlotRule::TpRelative { offset: v1_offset },
+                v2: SlotRule::TpRelative { offset: v2_offset },
+            },
+        )
+        .unwrap();
+    let tids: Vec<u32> = threads.iter().map(|t| t.tid).collect();
+    let samples = sample_threads(&mut sampler, target.pid(), &tids);
+
+    for thread in &threads {
+        let sample = &samples[&thread.tid];
+        let i = thread.index;
+        assert_eq!(sample.tp, thread.tp, "thread {i}: kernel TP equals the thread's own");
+        assert!(!sample.flags.tp_unreadable() && !sample.flags.tp_zero());
+        let v1_slot = thread.tp.wrapping_add(v1_offset as u64);
+        let v2_slot = thread.tp.wrapping_add(v2_offset as u64);
+        let set = read_u64(sample, v1_slot);
+        let record = read_u64(sample, v2_slot);
+        let mut expected_chunks = vec![(v1_slot, 8)];
+        match i {
+            0 | 1 => {
+                assert!(sample.flags.v1().is_empty(), "v1 flags {:?}", sample.flags.v1());
+                assert!(sample.flags.v2().is_empty(), "v2 flags {:?}", sample.flags.v2());
+                let header = read_bytes(sample, set, 24);
+                let word = |k: usize| u64::from_ne_bytes(header[k * 8..k * 8 + 8].try_into().unwrap());
+                let (storage, count) = (word(0), word(1));
+                assert_eq!(count, 4);
+                expected_chunks.push((set, 24));
+                expected_chunks.push((storage, 4 * 32));
+                let labels = read_bytes(sample, storage, 4 * 32);
+                let field = |label: usize, k: usize| {
+                    let at = label * 32 + k * 8;
+                    u64::from_ne_bytes(labels[at..at + 8].try_into().unwrap())
+                };
+                for label in 0..4usize {
+                    let (key_len, key_buf, value_len, value_buf) =
+                        (field(label, 0), field(label, 1), field(label, 2), field(label, 3));
+                    if label == 2 {
+                        assert_eq!(key_buf, 0, "label 2 has a NULL key");
+                        continue;
+                    }
+                    let key = read_bytes(sample, key_buf, key_len as usize);
+                    assert_eq!(key, format!("k{i}-{label}").into_bytes());
+                    expected_chunks.push((key_buf, key_len as usize));
+                    if label == 3 {
+                        assert_eq!(value_len, 0, "label 3 has an empty value");
+                        continue;
+                    }
+                    let value_len_expected = (label + 1) * 50;
+                    assert_eq!(value_len as usize, value_len_expected);
+                    assert_eq!(
+                        read_bytes(sample, value_buf, value_len_expected),
+                        pattern(i, 3 + label as u32, value_len_expected)
+                    );
+                    expected_chunks.push((value_buf, value_len_expected));
+                }
+                check_otep_record(sample, i, record, 40, 40);
+                expected_chunks.extend([(v2_slot, 8), (record, 28), (record + 28, 40), (record + 24, 1)]);
+            }
+            2 => {
+                assert!(sample.flags.v1().too_large(), "33 labels are over the bound");
+                assert!(sample.flags.v2().too_large(), "1500 attribute bytes are over the bound");
+                assert!(!sample.flags.v2().torn());
+                assert_eq!(read_bytes(sample, set + 8, 8), 33u64.to_ne_bytes());
+                check_otep_record(sample, i, record, 1500, 1024);
+                expected_chunks.extend([(set, 24), (v2_slot, 8), (record, 28), (record + 28, 1024), (record + 24, 1)]);
+            }
+            _ => {
+                assert_eq!(set, 0, "thread 3 has no v1 set");
+                assert!(sample.flags.v1().is_empty() && sample.flags.v2().is_empty());
+                let header = read_bytes(sample, record, 28);
+                assert_eq!(header[24], 0, "valid = 0");
+                expected_chunks.extend([(v2_slot, 8), (record, 28)]);
+            }
+        }
+        assert_eq!(chunk_addresses(sample), expected_chunks, "thread {i}: chunks in read order");
+    }
+
+    let stats = sampler.stats().unwrap();
+    assert!(stats.samples >= 4, "{stats:?}");
+    assert_eq!(stats.drops, 0, "{stats:?}");
+    assert!(stats.run_stats_enabled && stats.run_count > 0, "{stats:?}");
+    eprintln!(
+        "sampler cost: {} runs, {} ns total, mean {:.0} ns per run",
+        stats.run_count,
+        stats.run_time_ns,
+        stats.mean_run_ns().unwrap()
+    );
+}
+
+#[test]
+fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = compile(
+        &dir.path().join("dtv_module.so"),
+        &["-fPIC", "-shared", "-mtls-dialect=gnu", &format!("{C_DIR}/dtv_module.c")],
+    );
+    let exe = compile(&dir.path().join("dtv_main"), &[&format!("{C_DIR}/dtv_main.c"), "-ldl"]);
+    let mut sampler = load_sampler();
+    let target = Target::start(&exe, &[module.to_str().unwrap()]);
+    let module_id: u64 = target
+        .lines
+        .iter()
+        .find_map(|l| l.strip_prefix("MODULE "))
+        .expect("MODULE line")
+        .parse()
+        .unwrap();
+    assert!(module_id >= 2, "a dlopened module is not module 1");
+    let threads = thread_lines(&target);
+    assert_eq!(threads.len(), 3, "{:?}", target.lines);
+    let offset = threads[0].rest[0];
+    assert_eq!(threads[1].rest[0], offset, "the slot offset in the block is per module");
+    sampler
+        .watch(
+            target.pid(),
+            &ProcessParams {
+                v1: SlotRule::None,
+                v2: SlotRule::Dtv {
+                    pointer_offset: GLIBC_DTV_POINTER_OFFSET,
+                    entry_size: 16,
+                    glibc_counter: true,
+                    module_id,
+                    offset: offset as u64,
+                },
+            },
+        )
+        .unwrap();
+    let tids: Vec<u32> = threads.iter().map(|t| t.tid).collect();
+    let samples = sample_threads(&mut sampler, target.pid(), &tids);
+
+    for thread in &threads {
+        let sample = &samples[&thread.tid];
+        let i = thread.index;
+        assert_eq!(sample.tp, thread.tp);
+        assert!(sample.flags.v1().is_empty(), "no v1 rule, no v1 reads");
+        let dtv_pointer_at = thread.tp.wrapping_add(GLIBC_DTV_POINTER_OFFSET as u64);
+        let dtv = read_u64(sample, dtv_pointer_at);
+        let length = read_u64(sample, dtv - 16);
+        assert!(length >= module_id, "dtv[-1].counter {length} >= module id {module_id}");
+        let entry_at = dtv + module_id * 16;
+        let block = read_u64(sample, entry_at);
+        let mut expected = vec![(dtv_pointer_at, 8), (dtv - 16, 8), (entry_at, 8)];
+        if i < 2 {
+            assert!(sample.flags.v2().is_empty(), "thread {i}: {:?}", sample.flags.v2());
+            let slot = block + offset as u64;
+            let record = read_u64(sample, slot);
+            check_otep_record(sample, i, record, 24, 24);
+            expected.extend([(slot, 8), (record, 28), (record + 28, 24), (record + 24, 1)]);
+        } else {
+            assert!(block == 0 || block == u64::MAX, "untouched module TLS is unallocated: {block:#x}");
+            assert!(sample.flags.v2().tls_unallocated(), "{:?}", sample.flags.v2());
+        }
+        assert_eq!(chunk_addresses(sample), expected, "thread {i}: chunks in read order");
+    }
+}
+
+#[test]
+fn unwatched_processes_produce_no_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile(&dir.path().join("tp_relative"), &[&format!("{C_DIR}/tp_relative.c")]);
+    let mut sampler = load_sampler();
+    let target = Target::start(&exe, &[]);
+    sampler
+        .watch(target.pid(), &ProcessParams { v1: SlotRule::None, v2: SlotRule::TpRelative { offset: -16 } })
+        .unwrap();
+    let first = sampler.collect(COLLECT_LIMIT, |s| s.tgid == target.pid()).unwrap();
+    assert!(first.iter().any(|s| s.tgid == target.pid()), "watched target sampled");
+    sampler.unwatch(target.pid()).unwrap();
+    sampler.discard_pending();
+    let after = sampler.collect(Duration::from_millis(300), |_| false).unwrap();
+    assert!(after.iter().all(|s| s.tgid != target.pid()), "{} samples after unwatch", after.len());
+}
