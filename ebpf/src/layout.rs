@@ -14,6 +14,16 @@ pub const CR_V2_HEADER_SIZE: u64 = 28;
 pub const CR_V2_VALID_OFFSET: u64 = 24;
 /// Offset of `attrs_data_size` in the OTEP 4947 record.
 pub const CR_V2_SIZE_OFFSET: u64 = 26;
+/// Size of the draft (R0/R1) record header.
+pub const CR_DRAFT_HEADER_SIZE: u64 = 34;
+/// Offset of the `valid` byte in the draft record.
+pub const CR_DRAFT_VALID_OFFSET: u64 = 32;
+/// Offset of `attrs_count` in the draft record.
+pub const CR_DRAFT_COUNT_OFFSET: u64 = 33;
+/// Most draft entries the kernel walks (attrs_count is a u8).
+pub const CR_MAX_DRAFT_ENTRIES: u64 = 255;
+/// Size of the ABI 0 inline TLS object `{storage, count}`.
+pub const CR_V0_INLINE_SIZE: u64 = 16;
 /// Most OTEP 4947 attribute bytes the kernel copies.
 pub const CR_MAX_V2_ATTRS: u64 = 1024;
 /// Largest single read the kernel does.
@@ -34,6 +44,14 @@ pub const CR_RULE_NONE: u64 = 0;
 pub const CR_RULE_TP_RELATIVE: u64 = 1;
 /// `cr_slot_rule.kind`: slot found through the DTV.
 pub const CR_RULE_DTV: u64 = 2;
+/// v1 rule layout: ABI 1, the slot holds a set pointer.
+pub const CR_V1_LAYOUT_POINTER: u64 = 0;
+/// v1 rule layout: ABI 0, the slot holds `{storage, count}`.
+pub const CR_V1_LAYOUT_INLINE: u64 = 1;
+/// v2 rule layout: OTEP 4947 28-byte header.
+pub const CR_V2_LAYOUT_OTEP: u64 = 0;
+/// v2 rule layout: draft 34-byte header with an entry count.
+pub const CR_V2_LAYOUT_DRAFT: u64 = 1;
 /// Size of `struct cr_slot_rule`.
 pub const CR_SLOT_RULE_SIZE: u64 = 40;
 /// Size of `struct cr_process_params`.
@@ -88,7 +106,7 @@ pub struct RawSlotRule {
     pub kind: u32,
     pub entry_size: u32,
     pub glibc_counter: u32,
-    pub reserved: u32,
+    pub layout: u32,
     pub tp_offset: i64,
     pub module_id: u64,
     pub block_offset: u64,
@@ -149,6 +167,11 @@ mod tests {
         ("CR_V2_HEADER_SIZE", CR_V2_HEADER_SIZE),
         ("CR_V2_VALID_OFFSET", CR_V2_VALID_OFFSET),
         ("CR_V2_SIZE_OFFSET", CR_V2_SIZE_OFFSET),
+        ("CR_DRAFT_HEADER_SIZE", CR_DRAFT_HEADER_SIZE),
+        ("CR_DRAFT_VALID_OFFSET", CR_DRAFT_VALID_OFFSET),
+        ("CR_DRAFT_COUNT_OFFSET", CR_DRAFT_COUNT_OFFSET),
+        ("CR_MAX_DRAFT_ENTRIES", CR_MAX_DRAFT_ENTRIES),
+        ("CR_V0_INLINE_SIZE", CR_V0_INLINE_SIZE),
         ("CR_MAX_V2_ATTRS", CR_MAX_V2_ATTRS),
         ("CR_MAX_READ", CR_MAX_READ),
         ("CR_DATA_CAPACITY", CR_DATA_CAPACITY),
@@ -159,6 +182,10 @@ mod tests {
         ("CR_RULE_NONE", CR_RULE_NONE),
         ("CR_RULE_TP_RELATIVE", CR_RULE_TP_RELATIVE),
         ("CR_RULE_DTV", CR_RULE_DTV),
+        ("CR_V1_LAYOUT_POINTER", CR_V1_LAYOUT_POINTER),
+        ("CR_V1_LAYOUT_INLINE", CR_V1_LAYOUT_INLINE),
+        ("CR_V2_LAYOUT_OTEP", CR_V2_LAYOUT_OTEP),
+        ("CR_V2_LAYOUT_DRAFT", CR_V2_LAYOUT_DRAFT),
         ("CR_SLOT_RULE_SIZE", CR_SLOT_RULE_SIZE),
         ("CR_PROCESS_PARAMS_SIZE", CR_PROCESS_PARAMS_SIZE),
         ("CR_SAMPLE_HEADER_SIZE", CR_SAMPLE_HEADER_SIZE),

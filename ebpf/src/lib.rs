@@ -10,7 +10,7 @@
 //! ```no_run
 //! use context_reader_ebpf::{ProcessParams, Sampler, SamplerOptions, SlotRule};
 //! let mut sampler = Sampler::load(SamplerOptions::default())?;
-//! sampler.watch(1234, &ProcessParams { v1: SlotRule::None, v2: SlotRule::TpRelative { offset: -8 } })?;
+//! sampler.watch(1234, &ProcessParams { v2: SlotRule::TpRelative { offset: -8 }, ..Default::default() })?;
 //! let samples = sampler.collect(std::time::Duration::from_secs(2), |_| false)?;
 //! # Ok::<(), context_reader_ebpf::EbpfError>(())
 //! ```
@@ -24,7 +24,7 @@ pub mod sample;
 pub mod sampler;
 
 pub use error::EbpfError;
-pub use rules::{ProcessParams, SlotRule};
+pub use rules::{ProcessParams, SlotRule, V1Layout, V2Layout};
 pub use sample::{FormatFlags, RecordError, Sample, SampleFlags};
 pub use sampler::{Sampler, SamplerOptions, Stats, KERNEL_BTF_PATH};
 

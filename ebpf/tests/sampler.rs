@@ -185,6 +185,7 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
             &ProcessParams {
                 v1: SlotRule::TpRelative { offset: v1_offset },
                 v2: SlotRule::TpRelative { offset: v2_offset },
+                ..ProcessParams::default()
             },
         )
         .unwrap();
@@ -245,9 +246,27 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
                 assert!(sample.flags.v1().too_large(), "33 labels are over the bound");
                 assert!(sample.flags.v2().too_large(), "1500 attribute bytes are over the bound");
                 assert!(!sample.flags.v2().torn());
-                assert_eq!(read_bytes(sample, set + 8, 8), 33u64.to_ne_bytes());
+                let storage = read_u64(sample, set);
+                assert_eq!(read_u64(sample, set + 8), 33, "count");
+                expected_chunks.extend([(set, 24), (storage, 32 * 32)]);
+                let labels = read_bytes(sample, storage, 32 * 32);
+                for label in 0..32usize {
+                    let word = |k: usize| u64::from_ne_bytes(labels[label * 32 + k * 8..][..8].try_into().unwrap());
+                    let (key_len, key_buf, value_len, value_buf) = (word(0), word(1), word(2), word(3));
+                    assert_eq!(read_bytes(sample, key_buf, key_len as usize), format!("k{i}-{label}").into_bytes());
+                    expected_chunks.push((key_buf, key_len as usize));
+                    let value_len_expected = (label + 1) * 50;
+                    assert_eq!(value_len as usize, value_len_expected);
+                    if value_len_expected <= 256 {
+                        assert_eq!(
+                            read_bytes(sample, value_buf, value_len_expected),
+                            pattern(i, 3 + label as u32, value_len_expected)
+                        );
+                        expected_chunks.push((value_buf, value_len_expected));
+                    }
+                }
                 check_otep_record(sample, i, record, 1500, 1024);
-                expected_chunks.extend([(set, 24), (v2_slot, 8), (record, 28), (record + 28, 1024), (record + 24, 1)]);
+                expected_chunks.extend([(v2_slot, 8), (record, 28), (record + 28, 1024), (record + 24, 1)]);
             }
             _ => {
                 assert_eq!(set, 0, "thread 3 has no v1 set");
@@ -306,6 +325,7 @@ fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
                     module_id,
                     offset: offset as u64,
                 },
+                ..ProcessParams::default()
             },
         )
         .unwrap();
@@ -345,7 +365,7 @@ fn unwatched_processes_produce_no_samples() {
     let mut sampler = load_sampler();
     let target = Target::start(&exe, &[]);
     sampler
-        .watch(target.pid(), &ProcessParams { v1: SlotRule::None, v2: SlotRule::TpRelative { offset: -16 } })
+        .watch(target.pid(), &ProcessParams { v2: SlotRule::TpRelative { offset: -16 }, ..ProcessParams::default() })
         .unwrap();
     let first = sampler.collect(COLLECT_LIMIT, |s| s.tgid == target.pid()).unwrap();
     assert!(first.iter().any(|s| s.tgid == target.pid()), "watched target sampled");

@@ -183,12 +183,6 @@ static __always_inline __u64 resolve_slot(struct cr_scratch *s, __u64 tp,
 	return block + rule->block_offset;
 }
 
-struct cr_v1_set {
-	__u64 storage;
-	__u64 count;
-	__u64 capacity;
-};
-
 struct cr_v1_label {
 	__u64 key_len;
 	__u64 key_buf;
@@ -229,30 +223,43 @@ static __always_inline void read_v1(struct cr_scratch *s, __u64 tp,
 	slot = resolve_slot(s, tp, rule, shift);
 	if (slot == 0)
 		return;
-	r = copy_u64(s, slot, &set_ptr);
-	if (r != COPY_OK) {
-		fail(s, shift, r, CR_FMT_SLOT_UNREADABLE);
-		return;
-	}
-	if (set_ptr == 0)
-		return;
-
-	r = copy_chunk(s, set_ptr, CR_V1_SET_SIZE, &off);
-	if (r != COPY_OK) {
-		fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
-		return;
+	__u64 storage, set_count;
+	if (rule->layout == CR_V1_LAYOUT_INLINE) {
+		/* ABI 0: the TLS object itself is {storage, count} */
+		r = copy_chunk(s, slot, CR_V0_INLINE_SIZE, &off);
+		if (r != COPY_OK) {
+			fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
+			return;
+		}
+	} else {
+		r = copy_u64(s, slot, &set_ptr);
+		if (r != COPY_OK) {
+			fail(s, shift, r, CR_FMT_SLOT_UNREADABLE);
+			return;
+		}
+		if (set_ptr == 0)
+			return;
+		r = copy_chunk(s, set_ptr, CR_V1_SET_SIZE, &off);
+		if (r != COPY_OK) {
+			fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
+			return;
+		}
 	}
 	off &= CR_DATA_MASK;
-	struct cr_v1_set set = *(struct cr_v1_set *)&s->data[off];
-	if (set.count == 0)
+	storage = *(__u64 *)&s->data[off];
+	set_count = *(__u64 *)&s->data[off + 8];
+	if (set_count == 0)
 		return;
-	if (set.count > CR_MAX_V1_LABELS) {
+	if (set_count > CR_MAX_V1_LABELS) {
+		/* like the decoder with max_labels = CR_MAX_V1_LABELS: the first entries are read */
 		s->header.flags |= (__u64)CR_FMT_TOO_LARGE << shift;
-		return;
+		set_count = CR_MAX_V1_LABELS;
 	}
-	__u32 count = (__u32)set.count;
+	if (storage == 0)
+		return; /* the decoder reports a NULL storage without reading */
+	__u32 count = (__u32)set_count;
 	__u32 storage_off = 0;
-	r = copy_chunk(s, set.storage, count * CR_V1_LABEL_SIZE, &storage_off);
+	r = copy_chunk(s, storage, count * CR_V1_LABEL_SIZE, &storage_off);
 	if (r != COPY_OK) {
 		fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
 		return;
@@ -275,26 +282,27 @@ static __always_inline void read_v1(struct cr_scratch *s, __u64 tp,
 	}
 }
 
-static __always_inline void read_v2(struct cr_scratch *s, __u64 tp,
-				    const struct cr_slot_rule *rule)
+/* The valid byte at `at`, read again after the copy: a change means a torn copy. */
+static __always_inline void reread_valid(struct cr_scratch *s, __u64 at, __u8 valid)
 {
 	const int shift = CR_FLAG_V2_SHIFT;
-	__u64 slot, record = 0;
-	__u32 off = 0, attrs_off = 0;
-	int r;
-
-	slot = resolve_slot(s, tp, rule, shift);
-	if (slot == 0)
-		return;
-	r = copy_u64(s, slot, &record);
+	__u32 valid_off = 0;
+	int r = copy_chunk(s, at, 1, &valid_off);
 	if (r != COPY_OK) {
-		fail(s, shift, r, CR_FMT_SLOT_UNREADABLE);
+		fail(s, shift, r, CR_FMT_REREAD_UNREADABLE);
 		return;
 	}
-	if (record == 0)
-		return;
+	valid_off &= CR_DATA_MASK;
+	if (s->data[valid_off] != valid)
+		s->header.flags |= (__u64)CR_FMT_TORN << shift;
+}
 
-	r = copy_chunk(s, record, CR_V2_HEADER_SIZE, &off);
+/* OTEP 4947: 28 bytes; if valid == 1, attrs_data_size bytes at +28 (capped); valid again. */
+static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
+{
+	const int shift = CR_FLAG_V2_SHIFT;
+	__u32 off = 0, attrs_off = 0;
+	int r = copy_chunk(s, record, CR_V2_HEADER_SIZE, &off);
 	if (r != COPY_OK) {
 		fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
 		return;
@@ -315,15 +323,77 @@ static __always_inline void read_v2(struct cr_scratch *s, __u64 tp,
 			return;
 		}
 	}
-	__u32 valid_off = 0;
-	r = copy_chunk(s, record + CR_V2_VALID_OFFSET, 1, &valid_off);
+	reread_valid(s, record + CR_V2_VALID_OFFSET, valid);
+}
+
+/* Draft: 34 bytes; if valid == 1, per entry 2 bytes {key_index, len} then len bytes; valid again. */
+static __always_inline void read_draft_record(struct cr_scratch *s, __u64 record)
+{
+	const int shift = CR_FLAG_V2_SHIFT;
+	__u32 off = 0;
+	int r = copy_chunk(s, record, CR_DRAFT_HEADER_SIZE, &off);
 	if (r != COPY_OK) {
-		fail(s, shift, r, CR_FMT_REREAD_UNREADABLE);
+		fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
 		return;
 	}
-	valid_off &= CR_DATA_MASK;
-	if (s->data[valid_off] != valid)
-		s->header.flags |= (__u64)CR_FMT_TORN << shift;
+	off &= CR_DATA_MASK;
+	__u8 valid = s->data[off + CR_DRAFT_VALID_OFFSET];
+	__u32 count = s->data[off + CR_DRAFT_COUNT_OFFSET];
+	if (valid != 1)
+		return;
+	__u64 at = record + CR_DRAFT_HEADER_SIZE;
+	__u32 total = 0;
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < CR_MAX_DRAFT_ENTRIES; i++) {
+		if (i >= count)
+			break;
+		__u32 head_off = 0, value_off = 0;
+		r = copy_chunk(s, at, 2, &head_off);
+		if (r != COPY_OK) {
+			fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
+			break;
+		}
+		head_off &= CR_DATA_MASK;
+		__u32 len = s->data[head_off + 1];
+		if (len > 0) {
+			total += len;
+			if (total > CR_MAX_V2_ATTRS) {
+				s->header.flags |= (__u64)CR_FMT_TOO_LARGE << shift;
+				break;
+			}
+			r = copy_chunk(s, at + 2, len, &value_off);
+			if (r != COPY_OK) {
+				fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
+				break;
+			}
+		}
+		at += 2 + len;
+	}
+	reread_valid(s, record + CR_DRAFT_VALID_OFFSET, valid);
+}
+
+static __always_inline void read_v2(struct cr_scratch *s, __u64 tp,
+				    const struct cr_slot_rule *rule)
+{
+	const int shift = CR_FLAG_V2_SHIFT;
+	__u64 slot, record = 0;
+	int r;
+
+	slot = resolve_slot(s, tp, rule, shift);
+	if (slot == 0)
+		return;
+	r = copy_u64(s, slot, &record);
+	if (r != COPY_OK) {
+		fail(s, shift, r, CR_FMT_SLOT_UNREADABLE);
+		return;
+	}
+	if (record == 0)
+		return;
+
+	if (rule->layout == CR_V2_LAYOUT_DRAFT)
+		read_draft_record(s, record);
+	else
+		read_otep_record(s, record);
 }
 
 static __always_inline __u64 thread_pointer(struct task_struct *task, int *err)

@@ -16,6 +16,12 @@
 #define CR_V2_HEADER_SIZE 28
 #define CR_V2_VALID_OFFSET 24
 #define CR_V2_SIZE_OFFSET 26
+/* Draft record (custom_labels_current_set_v2 R0/R1): 34-byte header, valid @32, entry count @33. */
+#define CR_DRAFT_HEADER_SIZE 34
+#define CR_DRAFT_VALID_OFFSET 32
+#define CR_DRAFT_COUNT_OFFSET 33
+#define CR_MAX_DRAFT_ENTRIES 255
+#define CR_V0_INLINE_SIZE 16
 #define CR_MAX_V2_ATTRS 1024
 
 /* Largest single user-memory read (v1 storage: 32 labels x 32 bytes; v2 attrs: 1024). */
@@ -37,6 +43,13 @@
 #define CR_RULE_TP_RELATIVE 1
 #define CR_RULE_DTV 2
 
+/* cr_slot_rule.layout of the v1 rule */
+#define CR_V1_LAYOUT_POINTER 0 /* ABI 1: slot holds a pointer to {storage, count, capacity} */
+#define CR_V1_LAYOUT_INLINE 1  /* ABI 0: slot holds {storage, count} */
+/* cr_slot_rule.layout of the v2 rule */
+#define CR_V2_LAYOUT_OTEP 0  /* 28-byte header, attrs_data_size bytes of attrs */
+#define CR_V2_LAYOUT_DRAFT 1 /* 34-byte header, attrs_count entries {key_index u8, len u8, bytes} */
+
 /*
  * One way to turn a thread pointer into a slot address.
  * TP_RELATIVE: slot = TP + tp_offset.
@@ -48,7 +61,7 @@ struct cr_slot_rule {
 	__u32 kind;
 	__u32 entry_size;
 	__u32 glibc_counter;
-	__u32 reserved;
+	__u32 layout;
 	__s64 tp_offset;
 	__u64 module_id;
 	__u64 block_offset;
@@ -100,7 +113,10 @@ struct cr_chunk_header {
 #define CR_FMT_RECORD_UNREADABLE 0x10 /* v1 24-byte set / v2 28-byte header read failed */
 #define CR_FMT_ARRAY_UNREADABLE 0x20  /* v1 label storage / v2 attrs read failed */
 #define CR_FMT_STRING_UNREADABLE 0x40 /* v1: some key or value read failed */
-#define CR_FMT_TOO_LARGE 0x80         /* v1: count or a string over the bound; v2: attrs over the bound (first CR_MAX_V2_ATTRS bytes copied) */
+/* v1: count over the bound (first CR_MAX_V1_LABELS entries copied) or a key/value over the bound
+ * (that string not copied); v2: attrs over the bound (first CR_MAX_V2_ATTRS bytes copied); draft:
+ * entry values over CR_MAX_V2_ATTRS bytes in total (entries from there on not copied) */
+#define CR_FMT_TOO_LARGE 0x80
 #define CR_FMT_TORN 0x100             /* v2: valid byte changed during the copy */
 #define CR_FMT_REREAD_UNREADABLE 0x200 /* v2: re-read of the valid byte failed */
 #define CR_FMT_BUFFER_FULL 0x400      /* chunk area full: later reads skipped */
