@@ -1,11 +1,20 @@
 //! context-reader: reads, from outside a running process, the context it publishes for profilers.
 //!
 //! Layers, each usable without the ones above it (see ARCHITECTURE.md):
-//! `memory` + `decode` (pure, over the `Memory` trait) -> `discovery` (maps, ELF, TLS arithmetic,
-//! the read plan) -> `backend` (ptrace, eBPF) -> `snapshot` + `render`.
+//! `memory` + `decode` (pure, over the `Memory` trait) -> `discovery` (maps, ELF, TLS arithmetic)
+//! -> `plan` (what to read) -> `read` (executes a plan for one thread over any `Memory`) ->
+//! `backend` (ptrace, eBPF) -> `session` (snapshots) -> `snapshot` + `render`.
 
-pub mod memory;
-pub mod snapshot;
+pub mod backend;
 pub mod decode;
 pub mod discovery;
+pub mod memory;
 pub mod plan;
+pub mod read;
+pub mod session;
+pub mod snapshot;
+
+pub use session::{take_snapshot, ReaderError, Session, SnapshotOptions, SnapshotStats};
+pub use snapshot::Snapshot;
+pub mod check;
+pub mod render;

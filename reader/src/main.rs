@@ -1,1 +1,228 @@
-fn main() {}
+//! `context-reader`: the command line. Parses arguments, runs sessions, prints snapshots.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use context_reader::backend::sys;
+use context_reader::snapshot::BackendKind;
+use context_reader::{render, ReaderError, Session, SnapshotOptions, SnapshotStats};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "context-reader",
+    version,
+    about = "Shows the context a process publishes for profilers: custom-labels v1, OTEP 4947 thread context, OTEP 4719 process context",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Lint writer binaries or DSOs: can a reader find and resolve their context symbols?
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    /// ELF executables or shared objects.
+    #[arg(required = true)]
+    files: Vec<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+}
+
+#[derive(clap::Args, Debug)]
+struct ReadArgs {
+    /// Process to read.
+    pid: Option<i32>,
+    #[arg(long, value_enum, default_value_t = Backend::Ptrace)]
+    backend: Backend,
+    /// Print one snapshot and exit.
+    #[arg(long, conflicts_with_all = ["interval", "count"])]
+    once: bool,
+    /// Time between snapshots, e.g. 500ms, 1s, 2m.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    interval: Duration,
+    /// Stop after N snapshots.
+    #[arg(long)]
+    count: Option<u64>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// Only these threads (comma-separated tids).
+    #[arg(long, value_delimiter = ',')]
+    threads: Option<Vec<i32>>,
+    /// Print snapshot time and per-thread stop windows on stderr.
+    #[arg(long)]
+    stats: bool,
+    /// Largest process-context payload accepted, in bytes.
+    #[arg(long, default_value_t = context_reader::decode::process_ctx::DEFAULT_MAX_PAYLOAD)]
+    max_payload: u32,
+    /// Also print the read plan (modules, symbols, access models, slot rules) on stderr.
+    #[arg(long)]
+    verbose: bool,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Backend {
+    Ptrace,
+    Ebpf,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 500ms, 1s, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s or m)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("duration must be positive: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+const EXIT_USAGE: u8 = 1;
+const EXIT_TARGET: u8 = 2;
+const EXIT_EBPF: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    match cli.command {
+        Some(Command::Check(args)) => check(&args),
+        None => read(cli.read),
+    }
+}
+
+fn read(args: ReadArgs) -> ExitCode {
+    let Some(pid) = args.pid else {
+        eprintln!("context-reader: give a PID to read, or `check FILE...` (see --help)");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    if let Err(e) = sys::install_interrupt_handler() {
+        eprintln!("context-reader: cannot install the Ctrl-C handler: {e}");
+    }
+    let opts = SnapshotOptions {
+        backend: match args.backend {
+            Backend::Ptrace => BackendKind::Ptrace,
+            Backend::Ebpf => BackendKind::Ebpf,
+        },
+        threads: args.threads.clone(),
+        max_payload: args.max_payload,
+        ..SnapshotOptions::default()
+    };
+    let mut session = match Session::new(pid, opts) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if args.verbose {
+        match session.plan() {
+            Ok(plan) => eprintln!("{}", serde_json::to_string_pretty(plan).unwrap_or_default()),
+            Err(e) => return fail(&e),
+        }
+    }
+    let count = if args.once { Some(1) } else { args.count };
+    let mut taken = 0u64;
+    loop {
+        let (snapshot, stats) = match session.snapshot() {
+            Ok(s) => s,
+            Err(ReaderError::Interrupted) => return ExitCode::SUCCESS,
+            Err(e) => return fail(&e),
+        };
+        let mut out = std::io::stdout().lock();
+        let printed = match args.format {
+            OutputFormat::Json => writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&snapshot).expect("snapshots serialise")
+            ),
+            OutputFormat::Text => write!(out, "{}", render::text(&snapshot)),
+        };
+        if printed.and_then(|_| out.flush()).is_err() {
+            return ExitCode::SUCCESS; // stdout closed (e.g. piped into head)
+        }
+        if args.stats {
+            print_stats(&stats);
+        }
+        taken += 1;
+        if count.is_some_and(|c| taken >= c) {
+            return ExitCode::SUCCESS;
+        }
+        let deadline = std::time::Instant::now() + args.interval;
+        while std::time::Instant::now() < deadline {
+            if sys::interrupted() {
+                return ExitCode::SUCCESS;
+            }
+            std::thread::sleep(Duration::from_millis(20).min(args.interval));
+        }
+    }
+}
+
+fn print_stats(stats: &SnapshotStats) {
+    let mut windows = stats.stops.windows.clone();
+    windows.sort();
+    let median = windows.get(windows.len() / 2).copied().unwrap_or_default();
+    let max = windows.last().copied().unwrap_or_default();
+    eprintln!(
+        "snapshot: {:.3} ms; threads stopped: {}; stop window median {:.1} us, max {:.1} us",
+        stats.total.as_secs_f64() * 1e3,
+        windows.len(),
+        median.as_secs_f64() * 1e6,
+        max.as_secs_f64() * 1e6
+    );
+}
+
+fn fail(e: &ReaderError) -> ExitCode {
+    eprintln!("context-reader: {e}");
+    ExitCode::from(match e {
+        ReaderError::BackendUnavailable(BackendKind::Ebpf) => EXIT_EBPF,
+        _ => EXIT_TARGET,
+    })
+}
+
+fn check(args: &CheckArgs) -> ExitCode {
+    let mut clean = true;
+    for file in &args.files {
+        match context_reader::check::check_file(file) {
+            Ok(report) => {
+                clean &= report.is_clean();
+                match args.format {
+                    OutputFormat::Json => println!(
+                        "{}",
+                        serde_json::to_string(&report).expect("reports serialise")
+                    ),
+                    OutputFormat::Text => print!("{}", context_reader::check::report_text(&report)),
+                }
+            }
+            Err(e) => {
+                eprintln!("context-reader check: {e}");
+                return ExitCode::from(EXIT_TARGET);
+            }
+        }
+    }
+    ExitCode::from(if clean { 0 } else { 1 })
+}

@@ -14,7 +14,11 @@ pub struct MemoryError {
 
 impl MemoryError {
     pub fn new(addr: u64, len: usize, reason: impl Into<String>) -> Self {
-        MemoryError { addr, len, reason: reason.into() }
+        MemoryError {
+            addr,
+            len,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -134,7 +138,8 @@ mod tests {
     #[test]
     fn reads_inside_and_across_merged_regions() {
         let mut m = ImageMemory::new();
-        m.insert(0x1000, vec![1, 2, 3, 4]).insert(0x1004, vec![5, 6]);
+        m.insert(0x1000, vec![1, 2, 3, 4])
+            .insert(0x1004, vec![5, 6]);
         let mut b = [0u8; 6];
         m.read(0x1000, &mut b).unwrap();
         assert_eq!(b, [1, 2, 3, 4, 5, 6]);

@@ -14,7 +14,11 @@ pub enum SlotRule {
     /// slot = TP + offset: the module is in static TLS.
     TpRelative { offset: i64 },
     /// slot = dtv[module_id] + offset, read per thread; an unallocated entry means no context.
-    Dtv { dtv: DtvLayout, module_id: u64, offset: u64 },
+    Dtv {
+        dtv: DtvLayout,
+        module_id: u64,
+        offset: u64,
+    },
 }
 
 /// Which access model the slot was resolved through, for `--verbose` and `check`.

@@ -23,10 +23,12 @@ impl From<&str> for Bytes {
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 impl Serialize for Bytes {
@@ -98,7 +100,11 @@ pub struct ReadError {
 
 impl ReadError {
     pub fn new(format: Format, kind: ErrorKind, detail: impl Into<String>) -> Self {
-        ReadError { format, kind, detail: detail.into() }
+        ReadError {
+            format,
+            kind,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -170,7 +176,14 @@ pub struct ThreadSnapshot {
 
 impl ThreadSnapshot {
     pub fn new(tid: i32, name: Bytes) -> Self {
-        ThreadSnapshot { tid, name, v1: None, v2: None, other_modules: Vec::new(), errors: Vec::new() }
+        ThreadSnapshot {
+            tid,
+            name,
+            v1: None,
+            v2: None,
+            other_modules: Vec::new(),
+            errors: Vec::new(),
+        }
     }
 }
 
@@ -216,7 +229,9 @@ pub fn sort_attributes(attrs: &mut [Attribute]) {
         (Attribute::Named { key: x, .. }, Attribute::Named { key: y, .. }) => x.cmp(y),
         (Attribute::Named { .. }, Attribute::Unnamed { .. }) => std::cmp::Ordering::Less,
         (Attribute::Unnamed { .. }, Attribute::Named { .. }) => std::cmp::Ordering::Greater,
-        (Attribute::Unnamed { key_index: x, .. }, Attribute::Unnamed { key_index: y, .. }) => x.cmp(y),
+        (Attribute::Unnamed { key_index: x, .. }, Attribute::Unnamed { key_index: y, .. }) => {
+            x.cmp(y)
+        }
     });
 }
 
@@ -231,8 +246,14 @@ mod tests {
 
     #[test]
     fn bytes_serialise_as_string_or_hex() {
-        assert_eq!(serde_json::to_string(&Bytes::from("a\"b")).unwrap(), r#""a\"b""#);
-        assert_eq!(serde_json::to_string(&Bytes(vec![0xff, 0x00])).unwrap(), r#"{"hex":"ff00"}"#);
+        assert_eq!(
+            serde_json::to_string(&Bytes::from("a\"b")).unwrap(),
+            r#""a\"b""#
+        );
+        assert_eq!(
+            serde_json::to_string(&Bytes(vec![0xff, 0x00])).unwrap(),
+            r#"{"hex":"ff00"}"#
+        );
     }
 
     #[test]

@@ -17,12 +17,21 @@ pub struct Decoded<T> {
 
 impl<T> Decoded<T> {
     pub fn none() -> Self {
-        Decoded { value: None, errors: Vec::new() }
+        Decoded {
+            value: None,
+            errors: Vec::new(),
+        }
     }
     pub fn ok(value: T) -> Self {
-        Decoded { value: Some(value), errors: Vec::new() }
+        Decoded {
+            value: Some(value),
+            errors: Vec::new(),
+        }
     }
     pub fn err(error: ReadError) -> Self {
-        Decoded { value: None, errors: vec![error] }
+        Decoded {
+            value: None,
+            errors: vec![error],
+        }
     }
 }

@@ -26,7 +26,10 @@ const MAX_SAFE_JSON_INT: i64 = (1 << 53) - 1;
 /// followed by exactly " (deleted)" (formats.md 3.3; never a bare prefix such as OTEL_CTX_BACKUP).
 pub fn is_context_mapping_name(name: &str) -> bool {
     let base = name.strip_suffix(" (deleted)").unwrap_or(name);
-    matches!(base, "[anon_shmem:OTEL_CTX]" | "[anon:OTEL_CTX]" | "/memfd:OTEL_CTX")
+    matches!(
+        base,
+        "[anon_shmem:OTEL_CTX]" | "[anon:OTEL_CTX]" | "/memfd:OTEL_CTX"
+    )
 }
 
 /// The header at offset 0 of a context mapping.
@@ -89,17 +92,30 @@ pub fn read_mapping(mem: &dyn Memory, start: u64, mapping: &str, max_payload: u3
     for _ in 0..READ_ATTEMPTS {
         let t1 = match mem.read_u64(start + TIMESTAMP_OFFSET) {
             Ok(t) => t,
-            Err(e) => return MappingRead::Error(err(ErrorKind::Unreadable, format!("header of {mapping}: {e}"))),
+            Err(e) => {
+                return MappingRead::Error(err(
+                    ErrorKind::Unreadable,
+                    format!("header of {mapping}: {e}"),
+                ))
+            }
         };
         let mut raw = [0u8; HEADER_SIZE];
         if let Err(e) = mem.read(start, &mut raw) {
-            return MappingRead::Error(err(ErrorKind::Unreadable, format!("header of {mapping}: {e}")));
+            return MappingRead::Error(err(
+                ErrorKind::Unreadable,
+                format!("header of {mapping}: {e}"),
+            ));
         }
         let Some(header) = ProcessContextHeader::parse(&raw) else {
-            return MappingRead::NotAContext(format!("{mapping} at {start:#x}: no OTEL_CTX signature"));
+            return MappingRead::NotAContext(format!(
+                "{mapping} at {start:#x}: no OTEL_CTX signature"
+            ));
         };
         if header.version != SUPPORTED_VERSION {
-            return MappingRead::NotAContext(format!("{mapping} at {start:#x}: version {}", header.version));
+            return MappingRead::NotAContext(format!(
+                "{mapping} at {start:#x}: version {}",
+                header.version
+            ));
         }
         if t1 == 0 {
             saw_zero = true;
@@ -107,12 +123,18 @@ pub fn read_mapping(mem: &dyn Memory, start: u64, mapping: &str, max_payload: u3
             continue;
         }
         if header.payload_size == 0 {
-            return MappingRead::Error(err(ErrorKind::BadHeader, format!("{mapping}: payload_size is 0")));
+            return MappingRead::Error(err(
+                ErrorKind::BadHeader,
+                format!("{mapping}: payload_size is 0"),
+            ));
         }
         if header.payload_size > max_payload {
             return MappingRead::Error(err(
                 ErrorKind::TooLarge,
-                format!("{mapping}: payload_size {} exceeds the limit of {max_payload} bytes", header.payload_size),
+                format!(
+                    "{mapping}: payload_size {} exceeds the limit of {max_payload} bytes",
+                    header.payload_size
+                ),
             ));
         }
         // Errors are deferred until the timestamp says the bytes belong to one publication.
@@ -120,11 +142,21 @@ pub fn read_mapping(mem: &dyn Memory, start: u64, mapping: &str, max_payload: u3
         match mem.read_u64(start + TIMESTAMP_OFFSET) {
             Ok(t2) if t2 == t1 => {}
             Ok(_) => continue,
-            Err(e) => return MappingRead::Error(err(ErrorKind::Unreadable, format!("header of {mapping}: {e}"))),
+            Err(e) => {
+                return MappingRead::Error(err(
+                    ErrorKind::Unreadable,
+                    format!("header of {mapping}: {e}"),
+                ))
+            }
         }
         let payload = match payload {
             Ok(p) => p,
-            Err(e) => return MappingRead::Error(err(ErrorKind::Unreadable, format!("payload of {mapping}: {e}"))),
+            Err(e) => {
+                return MappingRead::Error(err(
+                    ErrorKind::Unreadable,
+                    format!("payload of {mapping}: {e}"),
+                ))
+            }
         };
         return match decode_payload(&payload) {
             Ok((resource, attributes)) => {
@@ -140,7 +172,10 @@ pub fn read_mapping(mem: &dyn Memory, start: u64, mapping: &str, max_payload: u3
                     key_map,
                 }))
             }
-            Err(detail) => MappingRead::Error(err(ErrorKind::BadPayload, format!("payload of {mapping}: {detail}"))),
+            Err(detail) => MappingRead::Error(err(
+                ErrorKind::BadPayload,
+                format!("payload of {mapping}: {detail}"),
+            )),
         };
     }
     if saw_zero {
@@ -162,19 +197,29 @@ pub fn decode_payload(bytes: &[u8]) -> Result<(Vec<KeyValueMsg>, Vec<KeyValueMsg
         }
     }
     let msg = ProcessContextMsg::decode(bytes).map_err(|e| e.to_string())?;
-    Ok((msg.resource.map(|r| r.attributes).unwrap_or_default(), msg.attributes))
+    Ok((
+        msg.resource.map(|r| r.attributes).unwrap_or_default(),
+        msg.attributes,
+    ))
 }
 
 /// A bare `Resource` starts with field 1 holding a `KeyValue` whose key is a printable name; in a
 /// `ProcessContext` field 1 holds a `Resource`, whose bytes start with a tag, not a name.
 fn looks_like_bare_resource(bytes: &[u8]) -> bool {
-    let Ok(r) = ResourceMsg::decode(bytes) else { return false };
-    let plausible = |kv: &KeyValueMsg| !kv.key.is_empty() && kv.key.iter().all(|b| *b >= 0x20 && *b != 0x7f);
+    let Ok(r) = ResourceMsg::decode(bytes) else {
+        return false;
+    };
+    let plausible =
+        |kv: &KeyValueMsg| !kv.key.is_empty() && kv.key.iter().all(|b| *b >= 0x20 && *b != 0x7f);
     !r.attributes.is_empty() && r.attributes.iter().all(plausible)
 }
 
 fn find<'a>(attrs: &'a [KeyValueMsg], key: &str) -> Option<&'a AnyValueMsg> {
-    attrs.iter().rev().find(|kv| kv.key == key.as_bytes()).and_then(|kv| kv.value.as_ref())
+    attrs
+        .iter()
+        .rev()
+        .find(|kv| kv.key == key.as_bytes())
+        .and_then(|kv| kv.value.as_ref())
 }
 
 /// Key map and schema version from `attributes`, falling back to the `Resource` of older writers.
@@ -199,7 +244,10 @@ pub fn key_map(attributes: &[KeyValueMsg], resource: &[KeyValueMsg]) -> ThreadKe
         Some(any_value::Value::KvlistValue(l)) => {
             let mut keys = Vec::new();
             for kv in &l.values {
-                let Some(index) = std::str::from_utf8(&kv.key).ok().and_then(|k| k.parse::<usize>().ok()) else {
+                let Some(index) = std::str::from_utf8(&kv.key)
+                    .ok()
+                    .and_then(|k| k.parse::<usize>().ok())
+                else {
                     continue;
                 };
                 if index >= MAX_KEY_MAP_LEN {
@@ -208,7 +256,9 @@ pub fn key_map(attributes: &[KeyValueMsg], resource: &[KeyValueMsg]) -> ThreadKe
                 if keys.len() <= index {
                     keys.resize(index + 1, Bytes(Vec::new()));
                 }
-                if let Some(any_value::Value::StringValue(s)) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                if let Some(any_value::Value::StringValue(s)) =
+                    kv.value.as_ref().and_then(|v| v.value.as_ref())
+                {
                     keys[index] = Bytes(s.clone());
                 }
             }
@@ -216,7 +266,10 @@ pub fn key_map(attributes: &[KeyValueMsg], resource: &[KeyValueMsg]) -> ThreadKe
         }
         _ => Vec::new(),
     };
-    ThreadKeyMap { schema_version, keys }
+    ThreadKeyMap {
+        schema_version,
+        keys,
+    }
 }
 
 /// KeyValues as a JSON object, keeping first-seen order and letting a repeated key's last value win.
@@ -237,12 +290,15 @@ pub fn any_to_json(v: &AnyValueMsg) -> Value {
         None => Value::Null,
         Some(any_value::Value::StringValue(s)) => bytes_to_json(s),
         Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
-        Some(any_value::Value::IntValue(i)) if i.unsigned_abs() <= MAX_SAFE_JSON_INT as u64 => Value::from(*i),
-        Some(any_value::Value::IntValue(i)) => Value::String(i.to_string()),
-        Some(any_value::Value::DoubleValue(d)) => {
-            serde_json::Number::from_f64(*d).map_or_else(|| Value::String(d.to_string()), Value::Number)
+        Some(any_value::Value::IntValue(i)) if i.unsigned_abs() <= MAX_SAFE_JSON_INT as u64 => {
+            Value::from(*i)
         }
-        Some(any_value::Value::ArrayValue(a)) => Value::Array(a.values.iter().map(any_to_json).collect()),
+        Some(any_value::Value::IntValue(i)) => Value::String(i.to_string()),
+        Some(any_value::Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
+            .map_or_else(|| Value::String(d.to_string()), Value::Number),
+        Some(any_value::Value::ArrayValue(a)) => {
+            Value::Array(a.values.iter().map(any_to_json).collect())
+        }
         Some(any_value::Value::KvlistValue(l)) => Value::Object(to_json_map(&l.values)),
         Some(any_value::Value::BytesValue(b)) => serde_json::json!({ "hex": hex(b) }),
     }

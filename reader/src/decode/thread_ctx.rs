@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use super::Decoded;
 use crate::memory::Memory;
 use crate::snapshot::{
-    id_hex, sort_attributes, Attribute, Bytes, ErrorKind, Format, ReadError, ThreadContext, ThreadContextLayout,
+    id_hex, sort_attributes, Attribute, Bytes, ErrorKind, Format, ReadError, ThreadContext,
+    ThreadContextLayout,
 };
 
 /// OTEP 4947 header: trace_id[16] span_id[8] valid:u8 trace_flags:u8 attrs_data_size:u16.
@@ -32,7 +33,12 @@ fn err(kind: ErrorKind, detail: String) -> ReadError {
 
 /// Decodes the record at `record` (non-NULL) with the given layout, naming attributes through
 /// `key_map` (index i = name of key index i).
-pub fn decode_record(mem: &dyn Memory, record: u64, layout: RecordLayout, key_map: &[Bytes]) -> Decoded<ThreadContext> {
+pub fn decode_record(
+    mem: &dyn Memory,
+    record: u64,
+    layout: RecordLayout,
+    key_map: &[Bytes],
+) -> Decoded<ThreadContext> {
     match layout {
         RecordLayout::Otep4947 => decode_otep(mem, record, key_map),
         RecordLayout::Draft => decode_draft(mem, record, key_map),
@@ -50,13 +56,25 @@ fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<Thre
     let attrs_size = u16::from_le_bytes([header[26], header[27]]) as usize;
     let attrs = match mem.read_vec(record + OTEP_HEADER_SIZE as u64, attrs_size) {
         Ok(a) => a,
-        Err(e) => return Decoded::err(err(ErrorKind::Unreadable, format!("{attrs_size} bytes of attrs_data: {e}"))),
+        Err(e) => {
+            return Decoded::err(err(
+                ErrorKind::Unreadable,
+                format!("{attrs_size} bytes of attrs_data: {e}"),
+            ))
+        }
     };
     // Cheap insurance against a record changed under us (pitfall 2).
     match mem.read_u8(record + OTEP_VALID_OFFSET) {
         Ok(1) => {}
-        Ok(v) => return Decoded::err(err(ErrorKind::Torn, format!("valid changed from 1 to {v} while copying"))),
-        Err(e) => return Decoded::err(err(ErrorKind::Unreadable, format!("re-reading valid: {e}"))),
+        Ok(v) => {
+            return Decoded::err(err(
+                ErrorKind::Torn,
+                format!("valid changed from 1 to {v} while copying"),
+            ))
+        }
+        Err(e) => {
+            return Decoded::err(err(ErrorKind::Unreadable, format!("re-reading valid: {e}")))
+        }
     }
     let mut errors = Vec::new();
     let mut entries = BTreeMap::new();
@@ -81,13 +99,19 @@ fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<Thre
         trace_flags: Some(header[25]),
         attributes: name_attributes(entries, key_map),
     };
-    Decoded { value: Some(ctx), errors }
+    Decoded {
+        value: Some(ctx),
+        errors,
+    }
 }
 
 fn decode_draft(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<ThreadContext> {
     let mut header = [0u8; DRAFT_HEADER_SIZE];
     if let Err(e) = mem.read(record, &mut header) {
-        return Decoded::err(err(ErrorKind::Unreadable, format!("draft record header: {e}")));
+        return Decoded::err(err(
+            ErrorKind::Unreadable,
+            format!("draft record header: {e}"),
+        ));
     }
     if header[32] != 1 {
         return Decoded::none();
@@ -99,7 +123,10 @@ fn decode_draft(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<Thr
     for i in 0..count {
         let mut head = [0u8; 2];
         if let Err(e) = mem.read(at, &mut head) {
-            errors.push(err(ErrorKind::Unreadable, format!("draft entry {i} of {count}: {e}")));
+            errors.push(err(
+                ErrorKind::Unreadable,
+                format!("draft entry {i} of {count}: {e}"),
+            ));
             break;
         }
         match mem.read_vec(at + 2, head[1] as usize) {
@@ -107,7 +134,10 @@ fn decode_draft(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<Thr
                 entries.insert(head[0], v);
             }
             Err(e) => {
-                errors.push(err(ErrorKind::Unreadable, format!("draft entry {i} value: {e}")));
+                errors.push(err(
+                    ErrorKind::Unreadable,
+                    format!("draft entry {i} value: {e}"),
+                ));
                 break;
             }
         }
@@ -115,8 +145,15 @@ fn decode_draft(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<Thr
     }
     match mem.read_u8(record + DRAFT_VALID_OFFSET) {
         Ok(1) => {}
-        Ok(v) => return Decoded::err(err(ErrorKind::Torn, format!("valid changed from 1 to {v} while copying"))),
-        Err(e) => return Decoded::err(err(ErrorKind::Unreadable, format!("re-reading valid: {e}"))),
+        Ok(v) => {
+            return Decoded::err(err(
+                ErrorKind::Torn,
+                format!("valid changed from 1 to {v} while copying"),
+            ))
+        }
+        Err(e) => {
+            return Decoded::err(err(ErrorKind::Unreadable, format!("re-reading valid: {e}")))
+        }
     }
     let ctx = ThreadContext {
         layout: ThreadContextLayout::Draft,
@@ -126,15 +163,24 @@ fn decode_draft(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<Thr
         trace_flags: None,
         attributes: name_attributes(entries, key_map),
     };
-    Decoded { value: Some(ctx), errors }
+    Decoded {
+        value: Some(ctx),
+        errors,
+    }
 }
 
 fn name_attributes(entries: BTreeMap<u8, Vec<u8>>, key_map: &[Bytes]) -> Vec<Attribute> {
     let mut attrs: Vec<Attribute> = entries
         .into_iter()
         .map(|(index, value)| match key_map.get(index as usize) {
-            Some(key) => Attribute::Named { key: key.clone(), value: Bytes(value) },
-            None => Attribute::Unnamed { key_index: index, value: Bytes(value) },
+            Some(key) => Attribute::Named {
+                key: key.clone(),
+                value: Bytes(value),
+            },
+            None => Attribute::Unnamed {
+                key_index: index,
+                value: Bytes(value),
+            },
         })
         .collect();
     sort_attributes(&mut attrs);

@@ -25,7 +25,10 @@ pub struct V1Limits {
 
 impl Default for V1Limits {
     fn default() -> Self {
-        V1Limits { max_labels: 4096, max_string_len: 64 * 1024 }
+        V1Limits {
+            max_labels: 4096,
+            max_string_len: 64 * 1024,
+        }
     }
 }
 
@@ -48,7 +51,10 @@ pub fn decode_v1_set(mem: &dyn Memory, set: u64, limits: &V1Limits) -> Decoded<V
 pub fn decode_v0_inline(mem: &dyn Memory, slot: u64, limits: &V1Limits) -> Decoded<V1Labels> {
     let mut header = [0u8; V0_INLINE_SIZE];
     if let Err(e) = mem.read(slot, &mut header) {
-        return Decoded::err(err(ErrorKind::Unreadable, format!("v0 inline label set: {e}")));
+        return Decoded::err(err(
+            ErrorKind::Unreadable,
+            format!("v0 inline label set: {e}"),
+        ));
     }
     let storage = u64::from_le_bytes(header[0..8].try_into().expect("8 bytes"));
     let count = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
@@ -64,21 +70,33 @@ fn decode_entries(
 ) -> Decoded<V1Labels> {
     let mut errors = Vec::new();
     let mut labels = Vec::new();
-    let done = |labels: Vec<Label>, errors| Decoded { value: Some(V1Labels { abi_version, labels }), errors };
+    let done = |labels: Vec<Label>, errors| Decoded {
+        value: Some(V1Labels {
+            abi_version,
+            labels,
+        }),
+        errors,
+    };
     if count == 0 {
         return done(labels, errors);
     }
     let readable = if count > limits.max_labels {
         errors.push(err(
             ErrorKind::TooLarge,
-            format!("label count {count} exceeds the limit of {}; reading the first {}", limits.max_labels, limits.max_labels),
+            format!(
+                "label count {count} exceeds the limit of {}; reading the first {}",
+                limits.max_labels, limits.max_labels
+            ),
         ));
         limits.max_labels
     } else {
         count
     };
     if storage == 0 {
-        errors.push(err(ErrorKind::Unreadable, format!("storage is NULL with count {count}")));
+        errors.push(err(
+            ErrorKind::Unreadable,
+            format!("storage is NULL with count {count}"),
+        ));
         return done(labels, errors);
     }
     // One read for the whole array: the thread is stopped, so it is consistent.
@@ -91,13 +109,17 @@ fn decode_entries(
     };
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     for (index, entry) in entries.chunks_exact(LABEL_SIZE as usize).enumerate() {
-        let word = |i: usize| u64::from_le_bytes(entry[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let word =
+            |i: usize| u64::from_le_bytes(entry[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         let (key_len, key_buf, value_len, value_buf) = (word(0), word(1), word(2), word(3));
         if key_buf == 0 {
             continue; // rule 3: a hidden entry (also the middle of a careful delete)
         }
         if value_buf == 0 {
-            errors.push(err(ErrorKind::Unreadable, format!("label {index}: key present but value pointer is NULL")));
+            errors.push(err(
+                ErrorKind::Unreadable,
+                format!("label {index}: key present but value pointer is NULL"),
+            ));
             continue;
         }
         let key = match read_string(mem, key_buf, key_len, limits, index, "key") {
@@ -119,17 +141,30 @@ fn decode_entries(
             }
         };
         seen.insert(key.clone());
-        labels.push(Label { key: Bytes(key), value: Bytes(value) });
+        labels.push(Label {
+            key: Bytes(key),
+            value: Bytes(value),
+        });
     }
     sort_labels(&mut labels);
     done(labels, errors)
 }
 
-fn read_string(mem: &dyn Memory, buf: u64, len: u64, limits: &V1Limits, index: usize, what: &str) -> Result<Vec<u8>, ReadError> {
+fn read_string(
+    mem: &dyn Memory,
+    buf: u64,
+    len: u64,
+    limits: &V1Limits,
+    index: usize,
+    what: &str,
+) -> Result<Vec<u8>, ReadError> {
     if len > limits.max_string_len {
         return Err(err(
             ErrorKind::TooLarge,
-            format!("label {index}: {what} length {len} exceeds the limit of {}", limits.max_string_len),
+            format!(
+                "label {index}: {what} length {len} exceeds the limit of {}",
+                limits.max_string_len
+            ),
         ));
     }
     mem.read_vec(buf, len as usize)

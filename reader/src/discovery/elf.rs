@@ -4,7 +4,10 @@
 
 use object::elf;
 use object::read::elf::{Dyn, ElfFile64, FileHeader, ProgramHeader};
-use object::{Endianness, Object, ObjectSymbol, ObjectSymbolTable, RelocationFlags, RelocationTarget, SymbolKind};
+use object::{
+    Endianness, Object, ObjectSymbol, ObjectSymbolTable, RelocationFlags, RelocationTarget,
+    SymbolKind,
+};
 use serde::Serialize;
 
 use super::tls::Arch;
@@ -61,10 +64,18 @@ pub enum TlsRelocKind {
 impl TlsRelocKind {
     pub fn from_type(arch: Arch, r_type: u32) -> Option<Self> {
         match (arch, r_type) {
-            (Arch::X86_64, elf::R_X86_64_DTPMOD64) | (Arch::Aarch64, elf::R_AARCH64_TLS_DTPMOD) => Some(Self::DtpMod),
-            (Arch::X86_64, elf::R_X86_64_DTPOFF64) | (Arch::Aarch64, elf::R_AARCH64_TLS_DTPREL) => Some(Self::DtpOff),
-            (Arch::X86_64, elf::R_X86_64_TPOFF64) | (Arch::Aarch64, elf::R_AARCH64_TLS_TPREL) => Some(Self::TpOff),
-            (Arch::X86_64, elf::R_X86_64_TLSDESC) | (Arch::Aarch64, elf::R_AARCH64_TLSDESC) => Some(Self::TlsDesc),
+            (Arch::X86_64, elf::R_X86_64_DTPMOD64) | (Arch::Aarch64, elf::R_AARCH64_TLS_DTPMOD) => {
+                Some(Self::DtpMod)
+            }
+            (Arch::X86_64, elf::R_X86_64_DTPOFF64) | (Arch::Aarch64, elf::R_AARCH64_TLS_DTPREL) => {
+                Some(Self::DtpOff)
+            }
+            (Arch::X86_64, elf::R_X86_64_TPOFF64) | (Arch::Aarch64, elf::R_AARCH64_TLS_TPREL) => {
+                Some(Self::TpOff)
+            }
+            (Arch::X86_64, elf::R_X86_64_TLSDESC) | (Arch::Aarch64, elf::R_AARCH64_TLSDESC) => {
+                Some(Self::TlsDesc)
+            }
             _ => None,
         }
     }
@@ -112,7 +123,9 @@ impl ElfModule {
     }
 
     pub fn relocs_for<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a TlsReloc> + 'a {
-        self.tls_relocs.iter().filter(move |r| r.symbol.as_deref() == Some(name))
+        self.tls_relocs
+            .iter()
+            .filter(move |r| r.symbol.as_deref() == Some(name))
     }
 }
 
@@ -138,7 +151,9 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
                     align: ph.p_align(endian).max(1),
                 })
             }
-            elf::PT_LOAD if first_load.is_none() => first_load = Some((ph.p_vaddr(endian), ph.p_offset(endian))),
+            elf::PT_LOAD if first_load.is_none() => {
+                first_load = Some((ph.p_vaddr(endian), ph.p_offset(endian)))
+            }
             elf::PT_INTERP => has_interp = true,
             _ => {}
         }
@@ -160,7 +175,7 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
                     _ => None,
                 });
             }
-            if !CONTEXT_SYMBOLS.contains(&name) || !sym.is_definition() {
+            if !CONTEXT_SYMBOLS.contains(&name) || sym.is_undefined() {
                 continue;
             }
             if symbols.iter().any(|s| s.name == name) {
@@ -180,8 +195,12 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
     let mut tls_relocs = Vec::new();
     if let Some(relocs) = file.dynamic_relocations() {
         for (offset, reloc) in relocs {
-            let RelocationFlags::Elf { r_type } = reloc.flags() else { continue };
-            let Some(kind) = TlsRelocKind::from_type(arch, r_type) else { continue };
+            let RelocationFlags::Elf { r_type } = reloc.flags() else {
+                continue;
+            };
+            let Some(kind) = TlsRelocKind::from_type(arch, r_type) else {
+                continue;
+            };
             let symbol = match reloc.target() {
                 RelocationTarget::Symbol(idx) if idx.0 != 0 => dynsym
                     .as_ref()
@@ -189,7 +208,12 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
                     .and_then(|s| s.name().ok().map(str::to_string)),
                 _ => None,
             };
-            tls_relocs.push(TlsReloc { kind, symbol, offset, addend: reloc.addend() });
+            tls_relocs.push(TlsReloc {
+                kind,
+                symbol,
+                offset,
+                addend: reloc.addend(),
+            });
         }
     }
 
@@ -199,7 +223,10 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
         .ok()
         .flatten()
         .and_then(|(entries, strings_index)| {
-            let strings = file.elf_section_table().strings(endian, data, strings_index).ok()?;
+            let strings = file
+                .elf_section_table()
+                .strings(endian, data, strings_index)
+                .ok()?;
             entries
                 .iter()
                 .find(|d| d.d_tag(endian) as u32 == elf::DT_SONAME)

@@ -58,7 +58,8 @@ pub fn parse_maps(text: &str) -> Result<Vec<Mapping>, procfs::ProcError> {
 
 pub fn read_maps(pid: i32) -> std::io::Result<Vec<Mapping>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
-    parse_maps(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    parse_maps(&text)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
 }
 
 #[cfg(test)]
@@ -93,7 +94,10 @@ mod tests {
                 "[stack]"
             ]
         );
-        assert_eq!((maps[1].start, maps[1].offset, maps[1].perms.as_str()), (0x5581c3a01000, 0x1000, "r-xp"));
+        assert_eq!(
+            (maps[1].start, maps[1].offset, maps[1].perms.as_str()),
+            (0x5581c3a01000, 0x1000, "r-xp")
+        );
         assert!(maps[0].is_file() && !maps[2].is_file() && !maps[4].is_file());
     }
 }

@@ -9,11 +9,15 @@ use std::collections::BTreeMap;
 
 use self::elf::{ElfModule, Libc, SymbolInfo, TlsRelocKind};
 use self::maps::Mapping;
-use self::tls::{classify_descriptor_argument, dtv_layout, executable_block_offset, DescriptorArgument};
+use self::tls::{
+    classify_descriptor_argument, dtv_layout, executable_block_offset, DescriptorArgument,
+};
 use crate::decode::process_ctx::is_context_mapping_name;
 use crate::decode::thread_ctx::RecordLayout;
 use crate::memory::Memory;
-use crate::plan::{ContextMapping, ReadPlan, Resolution, SlotPlan, SlotRule, V1Layout, V1Plan, V2Plan};
+use crate::plan::{
+    ContextMapping, ReadPlan, Resolution, SlotPlan, SlotRule, V1Layout, V1Plan, V2Plan,
+};
 use crate::snapshot::{ErrorKind, Format, ReadError};
 
 /// Module ids above this are treated as garbage (an unresolved lazy descriptor, say).
@@ -34,7 +38,9 @@ pub struct LoadedModule {
 /// Finds every mapped ELF file (executable first, then by address) and inspects it. Files that
 /// cannot be read or parsed are skipped: they cannot define context symbols we could resolve.
 pub fn load_modules(pid: i32, maps: &[Mapping]) -> Vec<LoadedModule> {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.to_string_lossy().into_owned());
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
     let mut by_path: BTreeMap<&str, Vec<&Mapping>> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
     for m in maps.iter().filter(|m| m.is_file()) {
@@ -47,11 +53,22 @@ pub fn load_modules(pid: i32, maps: &[Mapping]) -> Vec<LoadedModule> {
     let mut modules = Vec::new();
     for path in order {
         let mappings = &by_path[path];
-        let Some(data) = read_module_file(pid, path, mappings) else { continue };
-        let Ok(elf) = elf::inspect(&data) else { continue };
-        let Some(bias) = load_bias(&elf, mappings) else { continue };
+        let Some(data) = read_module_file(pid, path, mappings) else {
+            continue;
+        };
+        let Ok(elf) = elf::inspect(&data) else {
+            continue;
+        };
+        let Some(bias) = load_bias(&elf, mappings) else {
+            continue;
+        };
         let is_main = exe.as_deref() == Some(path);
-        modules.push(LoadedModule { path: path.to_string(), bias, is_main, elf });
+        modules.push(LoadedModule {
+            path: path.to_string(),
+            bias,
+            is_main,
+            elf,
+        });
     }
     modules.sort_by_key(|m| !m.is_main);
     modules
@@ -59,7 +76,10 @@ pub fn load_modules(pid: i32, maps: &[Mapping]) -> Vec<LoadedModule> {
 
 fn read_module_file(pid: i32, path: &str, mappings: &[&Mapping]) -> Option<Vec<u8>> {
     // Through the target's root, so containers work; map_files also covers deleted files.
-    let via_root = format!("/proc/{pid}/root{}", path.strip_suffix(" (deleted)").unwrap_or(path));
+    let via_root = format!(
+        "/proc/{pid}/root{}",
+        path.strip_suffix(" (deleted)").unwrap_or(path)
+    );
     std::fs::read(via_root).ok().or_else(|| {
         let m = mappings.first()?;
         std::fs::read(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end)).ok()
@@ -83,7 +103,11 @@ fn detect_libc(modules: &[LoadedModule]) -> Libc {
             return Libc::Glibc;
         }
     }
-    modules.iter().find(|m| m.is_main).and_then(|m| m.elf.static_libc).unwrap_or(Libc::Glibc)
+    modules
+        .iter()
+        .find(|m| m.is_main)
+        .and_then(|m| m.elf.static_libc)
+        .unwrap_or(Libc::Glibc)
 }
 
 fn tls_error(detail: String) -> ReadError {
@@ -97,8 +121,16 @@ pub fn discover(pid: i32, maps: &[Mapping], mem: &dyn Memory) -> ReadPlan {
     plan_from_modules(pid, &modules, maps, mem)
 }
 
-pub fn plan_from_modules(pid: i32, modules: &[LoadedModule], maps: &[Mapping], mem: &dyn Memory) -> ReadPlan {
-    let arch = modules.iter().find(|m| m.is_main).map_or(tls::Arch::host(), |m| m.elf.arch);
+pub fn plan_from_modules(
+    pid: i32,
+    modules: &[LoadedModule],
+    maps: &[Mapping],
+    mem: &dyn Memory,
+) -> ReadPlan {
+    let arch = modules
+        .iter()
+        .find(|m| m.is_main)
+        .map_or(tls::Arch::host(), |m| m.elf.arch);
     let libc = detect_libc(modules);
     let mut plan = ReadPlan {
         pid,
@@ -109,11 +141,20 @@ pub fn plan_from_modules(pid: i32, modules: &[LoadedModule], maps: &[Mapping], m
         context_mappings: maps
             .iter()
             .filter(|m| is_context_mapping_name(&m.path))
-            .map(|m| ContextMapping { start: m.start, end: m.end, name: m.path.clone() })
+            .map(|m| ContextMapping {
+                start: m.start,
+                end: m.end,
+                name: m.path.clone(),
+            })
             .collect(),
         errors: Vec::new(),
     };
-    let resolver = Resolver { modules, mem, arch, libc };
+    let resolver = Resolver {
+        modules,
+        mem,
+        arch,
+        libc,
+    };
     for module in modules {
         if let Some(sym) = module.elf.symbol(elf::V1_SET) {
             match v1_layout(module, mem, elf::V1_SET) {
@@ -132,7 +173,10 @@ pub fn plan_from_modules(pid: i32, modules: &[LoadedModule], maps: &[Mapping], m
                 Err(e) => plan.errors.push(e),
             }
         }
-        for (name, layout) in [(elf::OTEP_CTX, RecordLayout::Otep4947), (elf::DRAFT_CTX, RecordLayout::Draft)] {
+        for (name, layout) in [
+            (elf::OTEP_CTX, RecordLayout::Otep4947),
+            (elf::DRAFT_CTX, RecordLayout::Draft),
+        ] {
             if let Some(sym) = module.elf.symbol(name) {
                 match resolver.resolve(module, sym) {
                     Ok(slot) => plan.v2.push(V2Plan { slot, layout }),
@@ -145,22 +189,42 @@ pub fn plan_from_modules(pid: i32, modules: &[LoadedModule], maps: &[Mapping], m
 }
 
 /// Reads `custom_labels_abi_version` from process memory (not the file: pitfall list 1.10).
-fn v1_layout(module: &LoadedModule, mem: &dyn Memory, tls_symbol: &str) -> Result<V1Layout, ReadError> {
+fn v1_layout(
+    module: &LoadedModule,
+    mem: &dyn Memory,
+    tls_symbol: &str,
+) -> Result<V1Layout, ReadError> {
     let unsupported = |d: String| ReadError::new(Format::V1, ErrorKind::Unsupported, d);
     let Some(abi) = module.elf.symbol(elf::V1_ABI_VERSION) else {
         // The v0 writer also had no version word; a v1 set without one is read as v1.
-        return Ok(if tls_symbol == elf::V0_INLINE { V1Layout::Inline } else { V1Layout::Pointer });
+        return Ok(if tls_symbol == elf::V0_INLINE {
+            V1Layout::Inline
+        } else {
+            V1Layout::Pointer
+        });
     };
     if abi.size != 4 {
-        return Err(unsupported(format!("{}: custom_labels_abi_version has size {}, not 4", module.path, abi.size)));
+        return Err(unsupported(format!(
+            "{}: custom_labels_abi_version has size {}, not 4",
+            module.path, abi.size
+        )));
     }
-    let version = mem.read_u32(module.bias.wrapping_add(abi.value)).map_err(|e| {
-        ReadError::new(Format::V1, ErrorKind::Unreadable, format!("{}: custom_labels_abi_version: {e}", module.path))
-    })?;
+    let version = mem
+        .read_u32(module.bias.wrapping_add(abi.value))
+        .map_err(|e| {
+            ReadError::new(
+                Format::V1,
+                ErrorKind::Unreadable,
+                format!("{}: custom_labels_abi_version: {e}", module.path),
+            )
+        })?;
     match (version, tls_symbol) {
         (1, elf::V1_SET) => Ok(V1Layout::Pointer),
         (0, elf::V0_INLINE) => Ok(V1Layout::Inline),
-        (v, s) => Err(unsupported(format!("{}: custom_labels_abi_version is {v} with symbol {s}", module.path))),
+        (v, s) => Err(unsupported(format!(
+            "{}: custom_labels_abi_version is {v} with symbol {s}",
+            module.path
+        ))),
     }
 }
 
@@ -180,55 +244,99 @@ impl Resolver<'_> {
             resolution,
         };
         if !sym.is_tls {
-            return Err(tls_error(format!("{}: {} is not an STT_TLS symbol", module.path, sym.name)));
+            return Err(tls_error(format!(
+                "{}: {} is not an STT_TLS symbol",
+                module.path, sym.name
+            )));
         }
         let read = |addr: u64| {
-            self.mem
-                .read_u64(addr)
-                .map_err(|e| tls_error(format!("{}: {} relocation target: {e}", module.path, sym.name)))
+            self.mem.read_u64(addr).map_err(|e| {
+                tls_error(format!(
+                    "{}: {} relocation target: {e}",
+                    module.path, sym.name
+                ))
+            })
         };
         // Relocations naming the symbol: the module's own first, then other modules' when no
         // other module defines the same name (else interposition decides and we cannot tell).
-        let defined_elsewhere = self.modules.iter().any(|m| m.path != module.path && m.elf.symbol(&sym.name).is_some());
-        let mut named: Vec<(&LoadedModule, &elf::TlsReloc)> =
-            module.elf.relocs_for(&sym.name).map(|r| (module, r)).collect();
+        let defined_elsewhere = self
+            .modules
+            .iter()
+            .any(|m| m.path != module.path && m.elf.symbol(&sym.name).is_some());
+        let mut named: Vec<(&LoadedModule, &elf::TlsReloc)> = module
+            .elf
+            .relocs_for(&sym.name)
+            .map(|r| (module, r))
+            .collect();
         if !defined_elsewhere {
             for other in self.modules.iter().filter(|m| m.path != module.path) {
                 named.extend(other.elf.relocs_for(&sym.name).map(|r| (other, r)));
             }
         }
-        for kind in [TlsRelocKind::TpOff, TlsRelocKind::TlsDesc, TlsRelocKind::DtpMod] {
-            let Some((owner, reloc)) = named.iter().find(|(_, r)| r.kind == kind) else { continue };
+        for kind in [
+            TlsRelocKind::TpOff,
+            TlsRelocKind::TlsDesc,
+            TlsRelocKind::DtpMod,
+        ] {
+            let Some((owner, reloc)) = named.iter().find(|(_, r)| r.kind == kind) else {
+                continue;
+            };
             let at = owner.bias.wrapping_add(reloc.offset);
             return match kind {
-                TlsRelocKind::TpOff => Ok(plan(SlotRule::TpRelative { offset: read(at)? as i64 }, Resolution::InitialExecGot)),
-                TlsRelocKind::TlsDesc => self.descriptor(read(at + 8)?, 0).map(|(rule, r)| plan(rule, r)),
+                TlsRelocKind::TpOff => Ok(plan(
+                    SlotRule::TpRelative {
+                        offset: read(at)? as i64,
+                    },
+                    Resolution::InitialExecGot,
+                )),
+                TlsRelocKind::TlsDesc => self
+                    .descriptor(read(at + 8)?, 0)
+                    .map(|(rule, r)| plan(rule, r)),
                 _ => {
                     let (module_id, offset) = (read(at)?, read(at + 8)?);
-                    self.dtv_rule(module_id, offset).map(|rule| plan(rule, Resolution::GeneralDynamic))
+                    self.dtv_rule(module_id, offset)
+                        .map(|rule| plan(rule, Resolution::GeneralDynamic))
                 }
             };
         }
         // Local-dynamic style: relocations with symbol index 0 in the defining module.
-        let anonymous = |kind| module.elf.tls_relocs.iter().filter(move |r| r.symbol.is_none() && r.kind == kind);
+        let anonymous = |kind| {
+            module
+                .elf
+                .tls_relocs
+                .iter()
+                .filter(move |r| r.symbol.is_none() && r.kind == kind)
+        };
         if let Some(r) = anonymous(TlsRelocKind::TlsDesc).find(|r| r.addend as u64 == sym.value) {
             let word1 = read(module.bias.wrapping_add(r.offset) + 8)?;
-            return self.descriptor(word1, 0).map(|(rule, _)| plan(rule, Resolution::LocalDynamic));
+            return self
+                .descriptor(word1, 0)
+                .map(|(rule, _)| plan(rule, Resolution::LocalDynamic));
         }
         if let Some(r) = anonymous(TlsRelocKind::TlsDesc).find(|r| r.addend == 0) {
             let word1 = read(module.bias.wrapping_add(r.offset) + 8)?;
-            return self.descriptor(word1, sym.value).map(|(rule, _)| plan(rule, Resolution::LocalDynamic));
+            return self
+                .descriptor(word1, sym.value)
+                .map(|(rule, _)| plan(rule, Resolution::LocalDynamic));
         }
         if let Some(r) = anonymous(TlsRelocKind::DtpMod).next() {
             let module_id = read(module.bias.wrapping_add(r.offset))?;
-            return self.dtv_rule(module_id, sym.value).map(|rule| plan(rule, Resolution::LocalDynamic));
+            return self
+                .dtv_rule(module_id, sym.value)
+                .map(|rule| plan(rule, Resolution::LocalDynamic));
         }
         if module.is_main {
             let Some(seg) = module.elf.tls else {
-                return Err(tls_error(format!("{}: defines {} but has no PT_TLS segment", module.path, sym.name)));
+                return Err(tls_error(format!(
+                    "{}: defines {} but has no PT_TLS segment",
+                    module.path, sym.name
+                )));
             };
             let offset = executable_block_offset(self.arch, &seg).wrapping_add(sym.value as i64);
-            return Ok(plan(SlotRule::TpRelative { offset }, Resolution::ExecutableStatic));
+            return Ok(plan(
+                SlotRule::TpRelative { offset },
+                Resolution::ExecutableStatic,
+            ));
         }
         Err(tls_error(format!(
             "{}: defines {} but no dynamic relocation (TLSDESC, TPOFF64, DTPMOD64) reaches it",
@@ -239,12 +347,17 @@ impl Resolver<'_> {
     /// A TLSDESC argument word plus `extra` (the symbol offset for module-base descriptors).
     fn descriptor(&self, word1: u64, extra: u64) -> Result<(SlotRule, Resolution), ReadError> {
         match classify_descriptor_argument(self.arch, word1) {
-            DescriptorArgument::StaticOffset(o) => {
-                Ok((SlotRule::TpRelative { offset: o.wrapping_add(extra as i64) }, Resolution::TlsDescStatic))
-            }
+            DescriptorArgument::StaticOffset(o) => Ok((
+                SlotRule::TpRelative {
+                    offset: o.wrapping_add(extra as i64),
+                },
+                Resolution::TlsDescStatic,
+            )),
             DescriptorArgument::Dynamic(p) => {
                 let read = |a: u64| {
-                    self.mem.read_u64(a).map_err(|e| tls_error(format!("dynamic TLS descriptor at {p:#x}: {e}")))
+                    self.mem
+                        .read_u64(a)
+                        .map_err(|e| tls_error(format!("dynamic TLS descriptor at {p:#x}: {e}")))
                 };
                 let (module_id, offset) = (read(p)?, read(p + 8)?);
                 let rule = self.dtv_rule(module_id, offset.wrapping_add(extra))?;
@@ -259,6 +372,10 @@ impl Resolver<'_> {
                 "implausible TLS index {{module {module_id}, offset {offset:#x}}}: descriptor not yet resolved?"
             )));
         }
-        Ok(SlotRule::Dtv { dtv: dtv_layout(self.arch, self.libc), module_id, offset })
+        Ok(SlotRule::Dtv {
+            dtv: dtv_layout(self.arch, self.libc),
+            module_id,
+            offset,
+        })
     }
 }

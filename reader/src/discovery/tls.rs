@@ -51,10 +51,26 @@ pub struct DtvLayout {
 
 pub fn dtv_layout(arch: Arch, libc: Libc) -> DtvLayout {
     match (arch, libc) {
-        (Arch::X86_64, Libc::Glibc) => DtvLayout { pointer_offset: 8, entry_size: 16, glibc_counter: true },
-        (Arch::X86_64, Libc::Musl) => DtvLayout { pointer_offset: 8, entry_size: 8, glibc_counter: false },
-        (Arch::Aarch64, Libc::Glibc) => DtvLayout { pointer_offset: 0, entry_size: 16, glibc_counter: true },
-        (Arch::Aarch64, Libc::Musl) => DtvLayout { pointer_offset: -8, entry_size: 8, glibc_counter: false },
+        (Arch::X86_64, Libc::Glibc) => DtvLayout {
+            pointer_offset: 8,
+            entry_size: 16,
+            glibc_counter: true,
+        },
+        (Arch::X86_64, Libc::Musl) => DtvLayout {
+            pointer_offset: 8,
+            entry_size: 8,
+            glibc_counter: false,
+        },
+        (Arch::Aarch64, Libc::Glibc) => DtvLayout {
+            pointer_offset: 0,
+            entry_size: 16,
+            glibc_counter: true,
+        },
+        (Arch::Aarch64, Libc::Musl) => DtvLayout {
+            pointer_offset: -8,
+            entry_size: 8,
+            glibc_counter: false,
+        },
     }
 }
 
@@ -103,7 +119,12 @@ mod tests {
     use super::*;
 
     fn seg(vaddr: u64, memsz: u64, align: u64) -> TlsSegment {
-        TlsSegment { vaddr, memsz, filesz: 0, align }
+        TlsSegment {
+            vaddr,
+            memsz,
+            filesz: 0,
+            align,
+        }
     }
 
     // Recorded values, formats.md 4.4 "(verified)".
@@ -122,14 +143,23 @@ mod tests {
 
     #[test]
     fn x86_64_small_block_align_8() {
-        assert_eq!(executable_block_offset(Arch::X86_64, &seg(0x2df0, 8, 8)), -8);
-        assert_eq!(executable_block_offset(Arch::X86_64, &seg(0x2df0, 0x14, 8)), -24);
+        assert_eq!(
+            executable_block_offset(Arch::X86_64, &seg(0x2df0, 8, 8)),
+            -8
+        );
+        assert_eq!(
+            executable_block_offset(Arch::X86_64, &seg(0x2df0, 0x14, 8)),
+            -24
+        );
     }
 
     #[test]
     fn x86_64_misaligned_vaddr_uses_residue() {
         // vaddr = 8 mod 16: tlsoff = 16 + ((-8 - 16) mod 16) = 16 + 8 = 24
-        assert_eq!(executable_block_offset(Arch::X86_64, &seg(0x1008, 16, 16)), -24);
+        assert_eq!(
+            executable_block_offset(Arch::X86_64, &seg(0x1008, 16, 16)),
+            -24
+        );
     }
 
     #[test]
@@ -141,22 +171,45 @@ mod tests {
 
     #[test]
     fn aarch64_small_align_starts_at_tp_plus_16() {
-        assert_eq!(executable_block_offset(Arch::Aarch64, &seg(0x1fdd8, 8, 8)), 16);
-        assert_eq!(executable_block_offset(Arch::Aarch64, &seg(0x1fdd0, 8, 16)), 16);
+        assert_eq!(
+            executable_block_offset(Arch::Aarch64, &seg(0x1fdd8, 8, 8)),
+            16
+        );
+        assert_eq!(
+            executable_block_offset(Arch::Aarch64, &seg(0x1fdd0, 8, 16)),
+            16
+        );
     }
 
     #[test]
     fn aarch64_misaligned_vaddr_uses_residue() {
         // vaddr = 0x20 mod 64: tlsoff = 16 + ((0x20 - 16) mod 64) = 32
-        assert_eq!(executable_block_offset(Arch::Aarch64, &seg(0x1fd60, 8, 64)), 32);
+        assert_eq!(
+            executable_block_offset(Arch::Aarch64, &seg(0x1fd60, 8, 64)),
+            32
+        );
     }
 
     #[test]
     fn dtv_layouts_per_libc_and_arch() {
         let g = dtv_layout(Arch::X86_64, Libc::Glibc);
-        assert_eq!((g.pointer_offset, g.counter_addr(0x1000), g.entry_addr(0x1000, 2)), (8, 0xff0, 0x1020));
+        assert_eq!(
+            (
+                g.pointer_offset,
+                g.counter_addr(0x1000),
+                g.entry_addr(0x1000, 2)
+            ),
+            (8, 0xff0, 0x1020)
+        );
         let m = dtv_layout(Arch::X86_64, Libc::Musl);
-        assert_eq!((m.pointer_offset, m.counter_addr(0x1000), m.entry_addr(0x1000, 2)), (8, 0x1000, 0x1010));
+        assert_eq!(
+            (
+                m.pointer_offset,
+                m.counter_addr(0x1000),
+                m.entry_addr(0x1000, 2)
+            ),
+            (8, 0x1000, 0x1010)
+        );
         assert_eq!(dtv_layout(Arch::Aarch64, Libc::Glibc).pointer_offset, 0);
         assert_eq!(dtv_layout(Arch::Aarch64, Libc::Musl).pointer_offset, -8);
     }
@@ -164,9 +217,21 @@ mod tests {
     #[test]
     fn descriptor_arguments() {
         // Recorded: static 0xffffffffffffff68, dynamic heap pointer 0x562d682d4840 (x86-64).
-        assert_eq!(classify_descriptor_argument(Arch::X86_64, 0xffff_ffff_ffff_ff68), DescriptorArgument::StaticOffset(-152));
-        assert_eq!(classify_descriptor_argument(Arch::X86_64, 0x562d_682d_4840), DescriptorArgument::Dynamic(0x562d_682d_4840));
-        assert_eq!(classify_descriptor_argument(Arch::Aarch64, 0x40), DescriptorArgument::StaticOffset(0x40));
-        assert_eq!(classify_descriptor_argument(Arch::Aarch64, 0xaaaa_d000_1000), DescriptorArgument::Dynamic(0xaaaa_d000_1000));
+        assert_eq!(
+            classify_descriptor_argument(Arch::X86_64, 0xffff_ffff_ffff_ff68),
+            DescriptorArgument::StaticOffset(-152)
+        );
+        assert_eq!(
+            classify_descriptor_argument(Arch::X86_64, 0x562d_682d_4840),
+            DescriptorArgument::Dynamic(0x562d_682d_4840)
+        );
+        assert_eq!(
+            classify_descriptor_argument(Arch::Aarch64, 0x40),
+            DescriptorArgument::StaticOffset(0x40)
+        );
+        assert_eq!(
+            classify_descriptor_argument(Arch::Aarch64, 0xaaaa_d000_1000),
+            DescriptorArgument::Dynamic(0xaaaa_d000_1000)
+        );
     }
 }

@@ -1,0 +1,4 @@
+//! Backends produce per-thread slot contents by executing a `ReadPlan`.
+
+pub mod ptrace;
+pub mod sys;

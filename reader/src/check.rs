@@ -1,0 +1,315 @@
+//! `context-reader check FILE`: lints a writer binary or DSO against the specs, from the file
+//! alone (conformance.md section 6).
+
+use object::{Object, ObjectSection};
+use serde::Serialize;
+
+use crate::discovery::elf::{self, ElfModule, SymbolInfo, TlsRelocKind};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SymbolReport {
+    pub name: String,
+    pub in_dynsym: bool,
+    pub is_tls: bool,
+    pub is_global: bool,
+    pub size: u64,
+    /// Access models seen in this file's dynamic relocations, e.g. `tlsdesc`, `initial_exec`.
+    pub access_models: Vec<String>,
+    /// How a reader that only stops the thread (no code run in the target) finds the slot, or
+    /// `None` when it cannot from this file.
+    pub stopped_reader_resolution: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    pub file: String,
+    pub kind: &'static str,
+    pub symbols: Vec<SymbolReport>,
+    /// The value of `custom_labels_abi_version` in the file, when it has one.
+    pub v1_abi_version: Option<u32>,
+    /// Whether a DSO's name satisfies the v1 rule `libcustomlabels.*\.so$|customlabels\.node$`.
+    pub v1_dso_name_ok: Option<bool>,
+    pub violations: Vec<Violation>,
+}
+
+impl FileReport {
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+fn file_kind(m: &ElfModule) -> &'static str {
+    match (m.is_dyn, m.has_interp, m.has_dynsym) {
+        (false, true, _) => "executable (non-PIE)",
+        (false, false, _) => "static executable",
+        (true, true, _) => "PIE executable",
+        (true, false, _) if m.soname.is_some() => "shared object",
+        // static-pie has no interpreter; a DSO without SONAME looks the same from headers alone
+        (true, false, _) => "shared object or static-pie executable",
+    }
+}
+
+fn is_executable(m: &ElfModule, file_name: &str) -> bool {
+    !m.is_dyn
+        || m.has_interp
+        || (m.soname.is_none() && !file_name.contains(".so") && !file_name.ends_with(".node"))
+}
+
+/// The v1 DSO filename rule, anchored as the spec writes it.
+pub fn v1_dso_name_ok(file_name: &str) -> bool {
+    let base = file_name.rsplit('/').next().unwrap_or(file_name);
+    (base.starts_with("libcustomlabels") && base.ends_with(".so"))
+        || base.ends_with("customlabels.node")
+}
+
+fn model_name(kind: TlsRelocKind, anonymous: bool) -> &'static str {
+    match (kind, anonymous) {
+        (TlsRelocKind::TlsDesc, false) => "tlsdesc",
+        (TlsRelocKind::TlsDesc, true) => "local_dynamic_tlsdesc",
+        (TlsRelocKind::TpOff, _) => "initial_exec",
+        (TlsRelocKind::DtpMod, false) => "general_dynamic",
+        (TlsRelocKind::DtpMod, true) => "local_dynamic",
+        (TlsRelocKind::DtpOff, _) => "dtpoff",
+    }
+}
+
+fn symbol_report(m: &ElfModule, sym: &SymbolInfo, executable: bool) -> SymbolReport {
+    let mut models: Vec<String> = m
+        .relocs_for(&sym.name)
+        .map(|r| model_name(r.kind, false).to_string())
+        .collect();
+    let anonymous: Vec<String> = m
+        .tls_relocs
+        .iter()
+        .filter(|r| {
+            r.symbol.is_none() && matches!(r.kind, TlsRelocKind::TlsDesc | TlsRelocKind::DtpMod)
+        })
+        .map(|r| model_name(r.kind, true).to_string())
+        .collect();
+    let named_any = !models.is_empty();
+    if !named_any {
+        models.extend(anonymous.iter().cloned());
+    }
+    models.sort();
+    models.dedup();
+    if executable && !named_any && sym.is_tls {
+        models.insert(0, "local_exec".into());
+    }
+    let resolution = if !sym.is_tls {
+        None
+    } else if m
+        .relocs_for(&sym.name)
+        .any(|r| r.kind == TlsRelocKind::TpOff)
+    {
+        Some("initial-exec GOT slot, read once per process".into())
+    } else if m
+        .relocs_for(&sym.name)
+        .any(|r| r.kind == TlsRelocKind::TlsDesc)
+    {
+        Some("TLSDESC descriptor: static TP offset, or DTV walk when dynamic".into())
+    } else if m
+        .relocs_for(&sym.name)
+        .any(|r| r.kind == TlsRelocKind::DtpMod)
+    {
+        Some("tls_index (module id, offset) + per-thread DTV walk".into())
+    } else if executable && m.tls.is_some() {
+        Some("static TP offset from PT_TLS".into())
+    } else if !anonymous.is_empty() {
+        Some("module id from a symbol-less relocation + st_value (local-dynamic)".into())
+    } else {
+        None
+    };
+    SymbolReport {
+        name: sym.name.clone(),
+        in_dynsym: sym.in_dynsym,
+        is_tls: sym.is_tls,
+        is_global: sym.is_global,
+        size: sym.size,
+        access_models: models,
+        stopped_reader_resolution: resolution,
+    }
+}
+
+fn read_u32_at_vaddr(data: &[u8], vaddr: u64) -> Option<u32> {
+    let file = object::File::parse(data).ok()?;
+    for section in file.sections() {
+        let (start, size) = (section.address(), section.size());
+        if vaddr >= start && vaddr + 4 <= start + size {
+            let bytes = section.data().ok()?;
+            let off = (vaddr - start) as usize;
+            // .bss has no file bytes: the word is 0
+            return Some(
+                bytes
+                    .get(off..off + 4)
+                    .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            );
+        }
+    }
+    None
+}
+
+pub fn check_file(path: &str) -> Result<FileReport, String> {
+    let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let m = elf::inspect(&data).map_err(|e| format!("{path}: {e}"))?;
+    Ok(check_module(path, &data, &m))
+}
+
+pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
+    let executable = is_executable(m, path);
+    let mut violations = Vec::new();
+    let mut v = |code: &'static str, detail: String| violations.push(Violation { code, detail });
+    let symbols: Vec<SymbolReport> = m
+        .symbols
+        .iter()
+        .map(|s| symbol_report(m, s, executable))
+        .collect();
+
+    let v1_abi_version = m
+        .symbol(elf::V1_ABI_VERSION)
+        .and_then(|s| read_u32_at_vaddr(data, s.value));
+    let has_v1 = m.symbol(elf::V1_SET).is_some();
+    let v1_dso_name_ok = (has_v1 && !executable).then(|| v1_dso_name_ok(path));
+    for s in &symbols {
+        let tls_symbol = s.name != elf::V1_ABI_VERSION;
+        if !s.in_dynsym {
+            v(
+                "not-in-dynsym",
+                format!("{} is only in .symtab: a reader of a stripped file cannot find it (export it with --dynamic-list or --export-dynamic-symbol)", s.name),
+            );
+        }
+        if tls_symbol && !s.is_tls {
+            v("not-tls", format!("{} is not an STT_TLS symbol", s.name));
+        }
+        if tls_symbol && s.is_tls && s.size != 8 && s.name != elf::V0_INLINE {
+            v(
+                "tls-size",
+                format!(
+                    "{} has size {}, the specs say 8 (one pointer)",
+                    s.name, s.size
+                ),
+            );
+        }
+        if tls_symbol && s.is_tls && s.stopped_reader_resolution.is_none() {
+            v(
+                "unresolvable",
+                format!(
+                    "{}: no dynamic relocation lets a reader find the slot of a DSO symbol",
+                    s.name
+                ),
+            );
+        }
+    }
+    if has_v1 {
+        match (m.symbol(elf::V1_ABI_VERSION), v1_abi_version) {
+            (None, _) => v(
+                "v1-abi-missing",
+                "custom_labels_abi_version is not defined".into(),
+            ),
+            (Some(s), _) if s.size != 4 => v(
+                "v1-abi-size",
+                format!("custom_labels_abi_version has size {}, not 4", s.size),
+            ),
+            (Some(_), Some(1)) => {}
+            (Some(_), ver) => v(
+                "v1-abi-version",
+                format!("custom_labels_abi_version is {ver:?}, not 1"),
+            ),
+        }
+        if !executable {
+            if v1_dso_name_ok == Some(false) {
+                v(
+                    "v1-dso-name",
+                    format!(
+                        "{path}: a v1 DSO must be named libcustomlabels*.so or customlabels.node"
+                    ),
+                );
+            }
+            if !m
+                .relocs_for(elf::V1_SET)
+                .any(|r| r.kind == TlsRelocKind::TlsDesc)
+            {
+                v(
+                    "v1-dso-not-tlsdesc",
+                    "custom_labels_current_set must be reached through a TLSDESC relocation naming it (-mtls-dialect=gnu2)".into(),
+                );
+            }
+        }
+    }
+    if let Some(s) = symbols.iter().find(|s| s.name == elf::OTEP_CTX) {
+        let named = m.relocs_for(elf::OTEP_CTX).next().is_some();
+        if !executable
+            && !named
+            && s.access_models
+                .iter()
+                .any(|a| a.starts_with("local_dynamic"))
+        {
+            v(
+                "otep-local-dynamic",
+                "otel_thread_ctx_v1 is reachable only through local-dynamic relocations, which OTEP 4947 excludes".into(),
+            );
+        }
+    }
+    FileReport {
+        file: path.to_string(),
+        kind: file_kind(m),
+        symbols,
+        v1_abi_version,
+        v1_dso_name_ok,
+        violations,
+    }
+}
+
+pub fn report_text(r: &FileReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {}", r.file, r.kind);
+    if r.symbols.is_empty() {
+        out.push_str("  no context symbols\n");
+    }
+    for s in &r.symbols {
+        let _ = writeln!(
+            out,
+            "  {}: {}{}, size {}, {}; access: {}; stopped-thread reader: {}",
+            s.name,
+            if s.is_tls { "STT_TLS" } else { "object" },
+            if s.is_global { " global" } else { " local" },
+            s.size,
+            if s.in_dynsym {
+                ".dynsym"
+            } else {
+                ".symtab only"
+            },
+            if s.access_models.is_empty() {
+                "none".into()
+            } else {
+                s.access_models.join(", ")
+            },
+            s.stopped_reader_resolution
+                .as_deref()
+                .unwrap_or("cannot resolve"),
+        );
+    }
+    if let Some(v) = r.v1_abi_version {
+        let _ = writeln!(out, "  custom_labels_abi_version = {v}");
+    }
+    if let Some(ok) = r.v1_dso_name_ok {
+        let _ = writeln!(
+            out,
+            "  v1 DSO file name rule: {}",
+            if ok { "ok" } else { "violated" }
+        );
+    }
+    for v in &r.violations {
+        let _ = writeln!(out, "  VIOLATION {}: {}", v.code, v.detail);
+    }
+    if r.violations.is_empty() {
+        out.push_str("  clean\n");
+    }
+    out
+}

@@ -1,0 +1,169 @@
+//! Executes a `ReadPlan` for one thread over any `Memory`: slot address from the thread pointer,
+//! then the records behind it. Shared by every backend, so ptrace and eBPF decode alike.
+
+use crate::decode::process_ctx::ThreadKeyMap;
+use crate::decode::thread_ctx::{decode_record, RecordLayout};
+use crate::decode::v1::{decode_v0_inline, decode_v1_set, V1Limits};
+use crate::decode::Decoded;
+use crate::memory::Memory;
+use crate::plan::{ReadPlan, SlotPlan, SlotRule, V1Layout};
+use crate::snapshot::{
+    ErrorKind, Format, ModuleContext, ReadError, ThreadContext, ThreadSnapshot, V1Labels,
+};
+
+/// Schema versions under which `custom_labels_current_set_v2` points to the 28-byte layout.
+const FINAL_LAYOUT_SCHEMAS: [&str; 2] = ["tlsdesc_v1_dev", "tls_v1"];
+
+/// Where the slot of one thread is, if it has one.
+pub fn slot_address(mem: &dyn Memory, tp: u64, rule: &SlotRule) -> Result<Option<u64>, ReadError> {
+    let tls_err = |detail: String| ReadError::new(Format::Tls, ErrorKind::Unreadable, detail);
+    match *rule {
+        SlotRule::TpRelative { offset } => Ok(Some(tp.wrapping_add(offset as u64))),
+        SlotRule::Dtv {
+            dtv,
+            module_id,
+            offset,
+        } => {
+            let dtv_ptr_at = tp.wrapping_add(dtv.pointer_offset as u64);
+            let dtv_ptr = mem
+                .read_u64(dtv_ptr_at)
+                .map_err(|e| tls_err(format!("DTV pointer: {e}")))?;
+            let len = mem
+                .read_u64(dtv.counter_addr(dtv_ptr))
+                .map_err(|e| tls_err(format!("DTV length: {e}")))?;
+            if module_id > len {
+                // The thread's DTV predates the module: it never touched that TLS (legal).
+                return Ok(None);
+            }
+            let block = mem
+                .read_u64(dtv.entry_addr(dtv_ptr, module_id))
+                .map_err(|e| tls_err(format!("DTV entry {module_id}: {e}")))?;
+            if block == 0 || block == u64::MAX {
+                return Ok(None); // TLS_DTV_UNALLOCATED or never set: no block, no context
+            }
+            Ok(Some(block.wrapping_add(offset)))
+        }
+    }
+}
+
+fn slot_value(
+    mem: &dyn Memory,
+    tp: u64,
+    slot: &SlotPlan,
+    format: Format,
+) -> Result<Option<u64>, ReadError> {
+    let Some(addr) = slot_address(mem, tp, &slot.rule)? else {
+        return Ok(None);
+    };
+    mem.read_u64(addr).map(Some).map_err(|e| {
+        ReadError::new(
+            format,
+            ErrorKind::Unreadable,
+            format!("{} slot of {}: {e}", slot.symbol, slot.module),
+        )
+    })
+}
+
+fn read_v1(
+    mem: &dyn Memory,
+    tp: u64,
+    slot: &SlotPlan,
+    layout: V1Layout,
+    limits: &V1Limits,
+) -> Decoded<V1Labels> {
+    match layout {
+        V1Layout::Pointer => match slot_value(mem, tp, slot, Format::V1) {
+            Ok(Some(set)) if set != 0 => decode_v1_set(mem, set, limits),
+            Ok(_) => Decoded::none(),
+            Err(e) => Decoded::err(e),
+        },
+        V1Layout::Inline => match slot_address(mem, tp, &slot.rule) {
+            Ok(Some(addr)) => match mem.read_u64(addr) {
+                // storage NULL: nothing installed
+                Ok(0) => Decoded::none(),
+                Ok(_) => decode_v0_inline(mem, addr, limits),
+                Err(e) => Decoded::err(ReadError::new(
+                    Format::V1,
+                    ErrorKind::Unreadable,
+                    format!("v0 slot: {e}"),
+                )),
+            },
+            Ok(None) => Decoded::none(),
+            Err(e) => Decoded::err(e),
+        },
+    }
+}
+
+fn read_v2(
+    mem: &dyn Memory,
+    tp: u64,
+    slot: &SlotPlan,
+    layout: RecordLayout,
+    keys: &ThreadKeyMap,
+) -> Decoded<ThreadContext> {
+    let layout = match layout {
+        RecordLayout::Draft
+            if keys
+                .schema_version
+                .as_deref()
+                .is_some_and(|s| FINAL_LAYOUT_SCHEMAS.contains(&s)) =>
+        {
+            RecordLayout::Otep4947
+        }
+        l => l,
+    };
+    match slot_value(mem, tp, slot, Format::V2) {
+        Ok(Some(record)) if record != 0 => decode_record(mem, record, layout, &keys.keys),
+        Ok(_) => Decoded::none(),
+        Err(e) => Decoded::err(e),
+    }
+}
+
+/// Fills `thread` with what the plan finds for thread pointer `tp`. The first module defining a
+/// format gives `v1`/`v2`; further modules go to `other_modules`.
+pub fn read_thread(
+    mem: &dyn Memory,
+    tp: u64,
+    plan: &ReadPlan,
+    keys: &ThreadKeyMap,
+    limits: &V1Limits,
+    thread: &mut ThreadSnapshot,
+) {
+    for (i, p) in plan.v1.iter().enumerate() {
+        let d = read_v1(mem, tp, &p.slot, p.layout, limits);
+        thread.errors.extend(d.errors);
+        if i == 0 {
+            thread.v1 = d.value;
+        } else {
+            other(thread, &p.slot).v1 = d.value;
+        }
+    }
+    for (i, p) in plan.v2.iter().enumerate() {
+        let d = read_v2(mem, tp, &p.slot, p.layout, keys);
+        thread.errors.extend(d.errors);
+        if i == 0 {
+            thread.v2 = d.value;
+        } else {
+            other(thread, &p.slot).v2 = d.value;
+        }
+    }
+}
+
+fn other<'a>(thread: &'a mut ThreadSnapshot, slot: &SlotPlan) -> &'a mut ModuleContext {
+    let i = match thread
+        .other_modules
+        .iter()
+        .position(|m| m.module == slot.module)
+    {
+        Some(i) => i,
+        None => {
+            thread.other_modules.push(ModuleContext {
+                module: slot.module.clone(),
+                v1: None,
+                v2: None,
+            });
+            thread.other_modules.len() - 1
+        }
+    };
+    &mut thread.other_modules[i]
+}

@@ -1,0 +1,188 @@
+//! A reading session on one process: keeps the read plan while the maps stay the same and takes
+//! snapshots with the chosen backend.
+
+use std::time::{Duration, Instant};
+
+use crate::backend::ptrace::{walk_threads, Fault, StopStats, WalkError};
+use crate::backend::sys::ProcessMemory;
+use crate::decode::process_ctx::{read_mapping, MappingRead, ThreadKeyMap, DEFAULT_MAX_PAYLOAD};
+use crate::decode::v1::V1Limits;
+use crate::discovery::{self, maps};
+use crate::memory::Memory;
+use crate::plan::ReadPlan;
+use crate::read::read_thread;
+use crate::snapshot::{BackendKind, ProcessContext, ReadError, Snapshot};
+
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    pub backend: BackendKind,
+    /// Only these threads (all when `None`).
+    pub threads: Option<Vec<i32>>,
+    pub v1_limits: V1Limits,
+    pub max_payload: u32,
+    #[doc(hidden)]
+    pub fault: Option<Fault>,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            backend: BackendKind::Ptrace,
+            threads: None,
+            v1_limits: V1Limits::default(),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            fault: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReaderError {
+    #[error("no such process: {0}")]
+    NoSuchProcess(i32),
+    #[error(
+        "not allowed to read process {pid} ({detail}): run as the same user with ptrace allowed by \
+         /proc/sys/kernel/yama/ptrace_scope, or as root / with CAP_SYS_PTRACE"
+    )]
+    Permission { pid: i32, detail: String },
+    #[error("reading /proc/{pid}: {source}")]
+    Proc { pid: i32, source: std::io::Error },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("injected fault")]
+    Injected,
+    #[error("the {0:?} backend is not available in this build")]
+    BackendUnavailable(BackendKind),
+}
+
+/// What a snapshot cost.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotStats {
+    pub total: Duration,
+    pub stops: StopStats,
+}
+
+pub struct Session {
+    pid: i32,
+    opts: SnapshotOptions,
+    cached: Option<(String, ReadPlan)>,
+}
+
+impl Session {
+    pub fn new(pid: i32, opts: SnapshotOptions) -> Result<Self, ReaderError> {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(ReaderError::NoSuchProcess(pid));
+        }
+        Ok(Session {
+            pid,
+            opts,
+            cached: None,
+        })
+    }
+
+    /// The current read plan, rediscovered whenever `/proc/PID/maps` changed (dlopen, a new
+    /// context mapping).
+    pub fn plan(&mut self) -> Result<&ReadPlan, ReaderError> {
+        let pid = self.pid;
+        let text =
+            std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| proc_error(pid, e))?;
+        if self.cached.as_ref().is_none_or(|(t, _)| *t != text) {
+            let mappings = maps::parse_maps(&text).map_err(|e| ReaderError::Proc {
+                pid,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+            })?;
+            let plan = discovery::discover(pid, &mappings, &ProcessMemory::new(pid));
+            self.cached = Some((text, plan));
+        }
+        Ok(&self.cached.as_ref().expect("just filled").1)
+    }
+
+    pub fn snapshot(&mut self) -> Result<(Snapshot, SnapshotStats), ReaderError> {
+        let started = Instant::now();
+        let pid = self.pid;
+        let opts = self.opts.clone();
+        let mem = ProcessMemory::new(pid);
+        let plan = self.plan()?.clone();
+        let mut errors = plan.errors.clone();
+        let (process_context, keys) =
+            read_process_context(&mem, &plan, opts.max_payload, &mut errors);
+        let mut stats = SnapshotStats::default();
+        let threads = match opts.backend {
+            BackendKind::Ptrace => {
+                let walked = walk_threads(
+                    pid,
+                    opts.threads.as_deref(),
+                    opts.fault,
+                    &mut stats.stops,
+                    |tp, thread| read_thread(&mem, tp, &plan, &keys, &opts.v1_limits, thread),
+                );
+                match walked {
+                    Ok((threads, walk_errors)) => {
+                        errors.extend(walk_errors);
+                        threads
+                    }
+                    Err(WalkError::Permission(e)) => {
+                        return Err(ReaderError::Permission {
+                            pid,
+                            detail: format!("PTRACE_SEIZE: {}", e.desc()),
+                        })
+                    }
+                    Err(WalkError::Interrupted) => return Err(ReaderError::Interrupted),
+                    Err(WalkError::Injected) => return Err(ReaderError::Injected),
+                }
+            }
+            BackendKind::Ebpf => return Err(ReaderError::BackendUnavailable(BackendKind::Ebpf)),
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(ReaderError::NoSuchProcess(pid));
+        }
+        let mut snapshot = Snapshot {
+            pid,
+            backend: opts.backend,
+            process_context,
+            threads,
+            errors,
+        };
+        snapshot.normalise();
+        stats.total = started.elapsed();
+        Ok((snapshot, stats))
+    }
+}
+
+fn proc_error(pid: i32, e: std::io::Error) -> ReaderError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => ReaderError::NoSuchProcess(pid),
+        std::io::ErrorKind::PermissionDenied => ReaderError::Permission {
+            pid,
+            detail: format!("/proc/{pid}/maps: {e}"),
+        },
+        _ => ReaderError::Proc { pid, source: e },
+    }
+}
+
+/// The first candidate mapping that holds a context wins; decoys are skipped silently; broken
+/// contexts become top-level errors.
+pub fn read_process_context(
+    mem: &dyn Memory,
+    plan: &ReadPlan,
+    max_payload: u32,
+    errors: &mut Vec<ReadError>,
+) -> (Option<ProcessContext>, ThreadKeyMap) {
+    let mut found = None;
+    for m in &plan.context_mappings {
+        match read_mapping(mem, m.start, &m.name, max_payload) {
+            MappingRead::Context(read) if found.is_none() => found = Some(*read),
+            MappingRead::Context(_) | MappingRead::NotAContext(_) | MappingRead::InProgress => {}
+            MappingRead::Error(e) => errors.push(e),
+        }
+    }
+    match found {
+        Some(read) => (Some(read.context), read.key_map),
+        None => (None, ThreadKeyMap::default()),
+    }
+}
+
+/// One snapshot of `pid`.
+pub fn take_snapshot(pid: i32, opts: &SnapshotOptions) -> Result<Snapshot, ReaderError> {
+    Session::new(pid, opts.clone())?.snapshot().map(|(s, _)| s)
+}

@@ -1,0 +1,111 @@
+/* Integration-test writer for the reader crate: publishes custom-labels v1, an OTEP 4947 record
+ * and an OTEP 4719 process context, prints "READY <tid> <tid>" and parks until stdin EOF.
+ * Thread i (1, 2) has labels {"worker": "w<i>", "customer": "acme"} and a record with
+ * trace id bytes i,i,..., span id 0xa0+i..., flags 1, attributes {0: "/api/<i>", 1: "u<i>"}.
+ * The main thread publishes nothing. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct { size_t len; const unsigned char *buf; } cl_string;
+typedef struct { cl_string key, value; } cl_label;
+typedef struct { cl_label *storage; size_t count, capacity; } cl_labelset;
+void it_set_context(cl_labelset *set, void *record);
+
+static unsigned char pb[512];
+static size_t pb_len;
+static void put(const void *p, size_t n) { memcpy(pb + pb_len, p, n); pb_len += n; }
+static void byte(unsigned char b) { put(&b, 1); }
+/* KeyValue{key, AnyValue{string}} as a field with the given tag; all lengths < 128. */
+static void kv_string(unsigned char tag, const char *k, const char *v) {
+    size_t kl = strlen(k), vl = strlen(v);
+    byte(tag); byte((unsigned char)(2 + kl + 2 + 2 + vl));
+    byte(0x0a); byte((unsigned char)kl); put(k, kl);
+    byte(0x12); byte((unsigned char)(2 + vl)); byte(0x0a); byte((unsigned char)vl); put(v, vl);
+}
+
+static void publish_process_context(void) {
+    /* ProcessContext{resource: Resource{attributes: [service.name]}, attributes: [...]} */
+    unsigned char res[64]; size_t save;
+    pb_len = 0; kv_string(0x0a, "service.name", "it-writer");
+    memcpy(res, pb, pb_len); save = pb_len;
+    pb_len = 0; byte(0x0a); byte((unsigned char)save); put(res, save);
+    kv_string(0x12, "threadlocal.schema_version", "tlsdesc_v1_dev");
+    /* key map: KeyValue{key, AnyValue{array_value{values: ["http.route", "user.id"]}}} */
+    const char *k = "threadlocal.attribute_key_map";
+    size_t kl = strlen(k);
+    unsigned char arr[] = {0x0a, 12, 0x0a, 10, 'h','t','t','p','.','r','o','u','t','e',
+                           0x0a, 9, 0x0a, 7, 'u','s','e','r','.','i','d'};
+    byte(0x12); byte((unsigned char)(2 + kl + 2 + 2 + sizeof arr));
+    byte(0x0a); byte((unsigned char)kl); put(k, kl);
+    byte(0x12); byte((unsigned char)(2 + sizeof arr)); byte(0x2a); byte((unsigned char)sizeof arr); put(arr, sizeof arr);
+
+    int fd = memfd_create("OTEL_CTX", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, 4096) != 0) { perror("memfd"); exit(1); }
+    unsigned char *hdr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd);
+    unsigned char *payload = malloc(pb_len);
+    memcpy(payload, pb, pb_len);
+    uint32_t version = 2, size = (uint32_t)pb_len;
+    uint64_t addr = (uint64_t)(uintptr_t)payload, ts;
+    struct timespec t; clock_gettime(CLOCK_BOOTTIME, &t);
+    ts = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+    memcpy(hdr, "OTEL_CTX", 8); memcpy(hdr + 8, &version, 4); memcpy(hdr + 12, &size, 4);
+    memcpy(hdr + 24, &addr, 8);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    memcpy(hdr + 16, &ts, 8);
+}
+
+static pthread_barrier_t ready, done_barrier;
+static pid_t tids[2];
+
+static cl_string str(const char *s) { cl_string r = { strlen(s), (const unsigned char *)strdup(s) }; return r; }
+
+static void *worker(void *arg) {
+    int i = (int)(intptr_t)arg;
+    char buf[32];
+    cl_labelset *set = malloc(sizeof *set);
+    set->storage = calloc(4, sizeof(cl_label));
+    set->capacity = 4; set->count = 2;
+    snprintf(buf, sizeof buf, "w%d", i);
+    set->storage[0].key = str("worker"); set->storage[0].value = str(buf);
+    set->storage[1].key = str("customer"); set->storage[1].value = str("acme");
+    unsigned char *rec = calloc(1, 640);
+    memset(rec, i, 16); memset(rec + 16, 0xa0 + i, 8);
+    rec[25] = 1;
+    char route[16], user[8];
+    snprintf(route, sizeof route, "/api/%d", i); snprintf(user, sizeof user, "u%d", i);
+    size_t n = 0; unsigned char *a = rec + 28;
+    a[n++] = 0; a[n++] = (unsigned char)strlen(route); memcpy(a + n, route, strlen(route)); n += strlen(route);
+    a[n++] = 1; a[n++] = (unsigned char)strlen(user); memcpy(a + n, user, strlen(user)); n += strlen(user);
+    uint16_t sz = (uint16_t)n; memcpy(rec + 26, &sz, 2);
+    rec[24] = 1;
+    it_set_context(set, rec);
+    tids[i - 1] = (pid_t)syscall(SYS_gettid);
+    pthread_barrier_wait(&ready);
+    pthread_barrier_wait(&done_barrier);
+    return NULL;
+}
+
+int main(void) {
+    publish_process_context();
+    pthread_barrier_init(&ready, NULL, 3);
+    pthread_barrier_init(&done_barrier, NULL, 3);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, worker, (void *)(intptr_t)(i + 1));
+    pthread_barrier_wait(&ready);
+    printf("READY %d %d\n", tids[0], tids[1]);
+    fflush(stdout);
+    char c;
+    while (read(0, &c, 1) > 0) {}
+    pthread_barrier_wait(&done_barrier);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    return 0;
+}
