@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use context_reader_ebpf::{ProcessParams, Sample, Sampler, SamplerOptions, SlotRule};
+use context_reader_ebpf::{ProcessParams, Sample, Sampler, SamplerOptions, SlotRule, V1Layout, V2Layout};
 
 const C_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c");
 /// Upper bound for seeing every thread once; samples normally arrive within a few ms.
@@ -373,4 +373,72 @@ fn unwatched_processes_produce_no_samples() {
     sampler.discard_pending();
     let after = sampler.collect(Duration::from_millis(300), |_| false).unwrap();
     assert!(after.iter().all(|s| s.tgid != target.pid()), "{} samples after unwatch", after.len());
+}
+
+#[test]
+fn inline_v1_and_draft_v2_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile(&dir.path().join("layouts"), &[&format!("{C_DIR}/layouts.c")]);
+    let mut sampler = load_sampler();
+    let target = Target::start(&exe, &[]);
+    let threads = thread_lines(&target);
+    assert_eq!(threads.len(), 2, "{:?}", target.lines);
+    let (v0_offset, draft_offset) = (threads[0].rest[0], threads[0].rest[1]);
+    sampler
+        .watch(
+            target.pid(),
+            &ProcessParams {
+                v1: SlotRule::TpRelative { offset: v0_offset },
+                v1_layout: V1Layout::Inline,
+                v2: SlotRule::TpRelative { offset: draft_offset },
+                v2_layout: V2Layout::Draft,
+            },
+        )
+        .unwrap();
+    let tids: Vec<u32> = threads.iter().map(|t| t.tid).collect();
+    let samples = sample_threads(&mut sampler, target.pid(), &tids);
+    for thread in &threads {
+        let sample = &samples[&thread.tid];
+        let i = thread.index;
+        let v0_slot = thread.tp.wrapping_add(v0_offset as u64);
+        let draft_slot = thread.tp.wrapping_add(draft_offset as u64);
+        let storage = read_u64(sample, v0_slot);
+        assert_eq!(read_u64(sample, v0_slot + 8), 2, "inline count");
+        let mut expected = vec![(v0_slot, 16), (storage, 64)];
+        let labels = read_bytes(sample, storage, 64);
+        for label in 0..2usize {
+            let word = |k: usize| u64::from_ne_bytes(labels[label * 32 + k * 8..][..8].try_into().unwrap());
+            let (key_len, key_buf, value_len, value_buf) = (word(0), word(1), word(2), word(3));
+            assert_eq!(read_bytes(sample, key_buf, key_len as usize), format!("k{i}-{label}").into_bytes());
+            assert_eq!(read_bytes(sample, value_buf, value_len as usize), pattern(i, 3 + label as u32, label + 1));
+            expected.extend([(key_buf, key_len as usize), (value_buf, label + 1)]);
+        }
+        assert!(sample.flags.v1().is_empty(), "{:?}", sample.flags.v1());
+
+        let record = read_u64(sample, draft_slot);
+        expected.extend([(draft_slot, 8), (record, 34)]);
+        let header = read_bytes(sample, record, 34);
+        assert_eq!(header[0..16], pattern(i, 0, 16)[..]);
+        assert_eq!(header[24..32], pattern(i, 9, 8)[..], "root_span_id");
+        assert_eq!(header[32], 1, "valid");
+        let entries = header[33] as u64;
+        let mut at = record + 34;
+        let mut total = 0;
+        for e in 0..entries {
+            let len = 10 * e + 3;
+            assert_eq!(read_bytes(sample, at, 2), vec![e as u8, len as u8]);
+            expected.push((at, 2));
+            total += len;
+            if total > 1024 {
+                break;
+            }
+            assert_eq!(read_bytes(sample, at + 2, len as usize), pattern(i, 10 + e as u32, len as usize));
+            expected.push((at + 2, len as usize));
+            at += 2 + len;
+        }
+        expected.push((record + 32, 1));
+        assert_eq!(sample.flags.v2().too_large(), i == 1, "{:?}", sample.flags.v2());
+        assert!(!sample.flags.v2().torn());
+        assert_eq!(chunk_addresses(sample), expected, "thread {i}: chunks in read order");
+    }
 }
