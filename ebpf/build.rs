@@ -8,7 +8,8 @@ use std::process::Command;
 const CLANG_CANDIDATES: &[&str] = &["clang-14", "clang"];
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let bpf_dir = manifest_dir.join("src").join("bpf");
     let source = bpf_dir.join("sampler.bpf.c");
@@ -49,7 +50,10 @@ fn main() {
             )
         });
 
-    let libbpf_headers = ["/usr/include/bpf/bpf_helpers.h", "/usr/include/bpf/bpf_core_read.h"];
+    let libbpf_headers = [
+        "/usr/include/bpf/bpf_helpers.h",
+        "/usr/include/bpf/bpf_core_read.h",
+    ];
     for header in libbpf_headers {
         if !std::path::Path::new(header).exists() {
             panic!(
@@ -60,7 +64,15 @@ fn main() {
 
     let object = out_dir.join("sampler.bpf.o");
     let output = Command::new(clang)
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror", arch_define])
+        .args([
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-Wall",
+            "-Werror",
+            arch_define,
+        ])
         .arg("-I")
         .arg(&bpf_dir)
         .arg("-c")

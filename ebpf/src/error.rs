@@ -24,7 +24,9 @@ pub enum EbpfError {
     #[error("CO-RE relocation against the kernel BTF failed: {detail}")]
     CoreRelocation { detail: String },
     /// The verifier refused the program; `log` is its output (show it with `--verbose`).
-    #[error("the kernel verifier rejected the BPF program ({source}); the verifier log has the reason")]
+    #[error(
+        "the kernel verifier rejected the BPF program ({source}); the verifier log has the reason"
+    )]
     VerifierRejected {
         log: String,
         #[source]
@@ -39,7 +41,10 @@ pub enum EbpfError {
     },
     /// The embedded object lacks a map or program this loader expects (a build mismatch).
     #[error("the embedded BPF object has no {kind} named {name}")]
-    ObjectMismatch { kind: &'static str, name: &'static str },
+    ObjectMismatch {
+        kind: &'static str,
+        name: &'static str,
+    },
     /// Any other aya loading failure (ELF parsing, map creation, relocation).
     #[error("loading the BPF object failed: {0}")]
     Load(#[source] aya::EbpfError),
@@ -55,7 +60,10 @@ pub enum EbpfError {
     Program(#[source] aya::programs::ProgramError),
     /// A slot rule cannot be executed by the kernel program.
     #[error("invalid {format} slot rule: {reason}")]
-    InvalidRule { format: &'static str, reason: String },
+    InvalidRule {
+        format: &'static str,
+        reason: String,
+    },
     /// A ring-buffer record did not decode (kernel and user-space layouts disagree).
     #[error("malformed sample record: {0}")]
     Record(#[from] crate::sample::RecordError),
@@ -75,14 +83,20 @@ impl EbpfError {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
                 if is_privilege(&io_error) || io_error.raw_os_error() == Some(EACCES) =>
             {
-                EbpfError::PermissionDenied { operation: "bpf(BPF_MAP_CREATE)", source: io_error }
+                EbpfError::PermissionDenied {
+                    operation: "bpf(BPF_MAP_CREATE)",
+                    source: io_error,
+                }
             }
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. }) => {
-                EbpfError::Syscall { call: "bpf(BPF_MAP_CREATE)", source: io_error }
+                EbpfError::Syscall {
+                    call: "bpf(BPF_MAP_CREATE)",
+                    source: io_error,
+                }
             }
-            aya::EbpfError::BtfRelocationError(error) => {
-                EbpfError::CoreRelocation { detail: chain(&error) }
-            }
+            aya::EbpfError::BtfRelocationError(error) => EbpfError::CoreRelocation {
+                detail: chain(&error),
+            },
             other => EbpfError::Load(other),
         }
     }
@@ -91,20 +105,35 @@ impl EbpfError {
     pub(crate) fn from_program(error: aya::programs::ProgramError) -> EbpfError {
         use aya::programs::ProgramError;
         match error {
-            ProgramError::LoadError { io_error, verifier_log } => {
+            ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => {
                 if is_privilege(&io_error) {
-                    EbpfError::PermissionDenied { operation: "bpf(BPF_PROG_LOAD)", source: io_error }
+                    EbpfError::PermissionDenied {
+                        operation: "bpf(BPF_PROG_LOAD)",
+                        source: io_error,
+                    }
                 } else {
-                    EbpfError::VerifierRejected { log: verifier_log.to_string(), source: io_error }
+                    EbpfError::VerifierRejected {
+                        log: verifier_log.to_string(),
+                        source: io_error,
+                    }
                 }
             }
             ProgramError::SyscallError(aya::sys::SyscallError { call, io_error })
                 if is_privilege(&io_error) || io_error.raw_os_error() == Some(EACCES) =>
             {
-                EbpfError::PermissionDenied { operation: call, source: io_error }
+                EbpfError::PermissionDenied {
+                    operation: call,
+                    source: io_error,
+                }
             }
             ProgramError::SyscallError(aya::sys::SyscallError { call, io_error }) => {
-                EbpfError::Syscall { call, source: io_error }
+                EbpfError::Syscall {
+                    call,
+                    source: io_error,
+                }
             }
             other => EbpfError::Program(other),
         }

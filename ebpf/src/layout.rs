@@ -234,7 +234,9 @@ mod tests {
         if let Ok(value) = literal.parse() {
             return value;
         }
-        *defined.get(expr).unwrap_or_else(|| panic!("unknown name {expr}"))
+        *defined
+            .get(expr)
+            .unwrap_or_else(|| panic!("unknown name {expr}"))
     }
 
     #[test]
@@ -242,14 +244,20 @@ mod tests {
         let header = include_str!("bpf/sampler.h");
         let mut defined = std::collections::HashMap::new();
         for line in header.lines() {
-            let Some(rest) = line.strip_prefix("#define CR_") else { continue };
+            let Some(rest) = line.strip_prefix("#define CR_") else {
+                continue;
+            };
             let (name, value) = rest.split_once(' ').expect(line);
             let value = value.split("/*").next().unwrap_or(value);
             let name = format!("CR_{name}");
             let value = eval(value, &defined);
             defined.insert(name, value);
         }
-        assert_eq!(defined.len(), RUST_VALUES.len(), "sampler.h and RUST_VALUES list different names");
+        assert_eq!(
+            defined.len(),
+            RUST_VALUES.len(),
+            "sampler.h and RUST_VALUES list different names"
+        );
         for (name, rust_value) in RUST_VALUES {
             assert_eq!(defined.get(*name), Some(rust_value), "{name}");
         }

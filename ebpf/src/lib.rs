@@ -29,4 +29,5 @@ pub use sample::{FormatFlags, RecordError, Sample, SampleFlags};
 pub use sampler::{Sampler, SamplerOptions, Stats, KERNEL_BTF_PATH};
 
 /// The compiled BPF object for the target architecture (built by build.rs), 8-byte aligned.
-pub static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sampler.bpf.o"));
+pub static BPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sampler.bpf.o"));

@@ -2,8 +2,8 @@
 
 use crate::error::EbpfError;
 use crate::layout::{
-    RawProcessParams, RawSlotRule, CR_RULE_DTV, CR_RULE_NONE, CR_RULE_TP_RELATIVE, CR_V1_LAYOUT_INLINE,
-    CR_V1_LAYOUT_POINTER, CR_V2_LAYOUT_DRAFT, CR_V2_LAYOUT_OTEP,
+    RawProcessParams, RawSlotRule, CR_RULE_DTV, CR_RULE_NONE, CR_RULE_TP_RELATIVE,
+    CR_V1_LAYOUT_INLINE, CR_V1_LAYOUT_POINTER, CR_V2_LAYOUT_DRAFT, CR_V2_LAYOUT_OTEP,
 };
 
 /// How the kernel finds a format's TLS slot from a thread's thread pointer (TP).
@@ -20,7 +20,13 @@ pub enum SlotRule {
     /// `glibc_counter` (glibc `dtv[-1].counter`), else `*(u64 *)dtv` (musl); the length must be
     /// `>= module_id`; `block = *(u64 *)(dtv + module_id * entry_size)`; block 0 or -1 means not
     /// allocated (no context); slot = block + offset.
-    Dtv { pointer_offset: i64, entry_size: u8, glibc_counter: bool, module_id: u64, offset: u64 },
+    Dtv {
+        pointer_offset: i64,
+        entry_size: u8,
+        glibc_counter: bool,
+        module_id: u64,
+        offset: u64,
+    },
 }
 
 /// What a custom-labels slot holds.
@@ -57,17 +63,31 @@ pub struct ProcessParams {
 }
 
 impl SlotRule {
-    pub(crate) fn to_raw(self, format: &'static str, layout: u64) -> Result<RawSlotRule, EbpfError> {
+    pub(crate) fn to_raw(
+        self,
+        format: &'static str,
+        layout: u64,
+    ) -> Result<RawSlotRule, EbpfError> {
         let layout = layout as u32;
         Ok(match self {
-            SlotRule::None => RawSlotRule { kind: CR_RULE_NONE as u32, layout, ..RawSlotRule::default() },
+            SlotRule::None => RawSlotRule {
+                kind: CR_RULE_NONE as u32,
+                layout,
+                ..RawSlotRule::default()
+            },
             SlotRule::TpRelative { offset } => RawSlotRule {
                 kind: CR_RULE_TP_RELATIVE as u32,
                 layout,
                 tp_offset: offset,
                 ..RawSlotRule::default()
             },
-            SlotRule::Dtv { pointer_offset, entry_size, glibc_counter, module_id, offset } => {
+            SlotRule::Dtv {
+                pointer_offset,
+                entry_size,
+                glibc_counter,
+                module_id,
+                offset,
+            } => {
                 if entry_size != 8 && entry_size != 16 {
                     return Err(EbpfError::InvalidRule {
                         format,
@@ -104,7 +124,10 @@ impl ProcessParams {
             V2Layout::Otep4947 => CR_V2_LAYOUT_OTEP,
             V2Layout::Draft => CR_V2_LAYOUT_DRAFT,
         };
-        Ok(RawProcessParams { v1: self.v1.to_raw("v1", v1_layout)?, v2: self.v2.to_raw("v2", v2_layout)? })
+        Ok(RawProcessParams {
+            v1: self.v1.to_raw("v1", v1_layout)?,
+            v2: self.v2.to_raw("v2", v2_layout)?,
+        })
     }
 }
 
@@ -138,7 +161,9 @@ mod tests {
 
     #[test]
     fn tp_relative_keeps_negative_offset() {
-        let raw = SlotRule::TpRelative { offset: -0x38 }.to_raw("v1", 0).unwrap();
+        let raw = SlotRule::TpRelative { offset: -0x38 }
+            .to_raw("v1", 0)
+            .unwrap();
         assert_eq!((raw.kind, raw.tp_offset), (1, -0x38));
     }
 
@@ -152,16 +177,35 @@ mod tests {
         };
         let raw = params.to_raw().unwrap();
         assert_eq!((raw.v1.layout, raw.v2.layout), (1, 1));
-        assert_eq!(ProcessParams::default().to_raw().unwrap(), RawProcessParams::default());
+        assert_eq!(
+            ProcessParams::default().to_raw().unwrap(),
+            RawProcessParams::default()
+        );
     }
 
     #[test]
     fn bad_dtv_rules_are_rejected() {
-        let bad_size =
-            SlotRule::Dtv { pointer_offset: 8, entry_size: 12, glibc_counter: true, module_id: 1, offset: 0 };
-        assert!(matches!(bad_size.to_raw("v1", 0), Err(EbpfError::InvalidRule { format: "v1", .. })));
-        let bad_id =
-            SlotRule::Dtv { pointer_offset: 8, entry_size: 16, glibc_counter: true, module_id: 0, offset: 0 };
-        assert!(matches!(bad_id.to_raw("v2", 0), Err(EbpfError::InvalidRule { format: "v2", .. })));
+        let bad_size = SlotRule::Dtv {
+            pointer_offset: 8,
+            entry_size: 12,
+            glibc_counter: true,
+            module_id: 1,
+            offset: 0,
+        };
+        assert!(matches!(
+            bad_size.to_raw("v1", 0),
+            Err(EbpfError::InvalidRule { format: "v1", .. })
+        ));
+        let bad_id = SlotRule::Dtv {
+            pointer_offset: 8,
+            entry_size: 16,
+            glibc_counter: true,
+            module_id: 0,
+            offset: 0,
+        };
+        assert!(matches!(
+            bad_id.to_raw("v2", 0),
+            Err(EbpfError::InvalidRule { format: "v2", .. })
+        ));
     }
 }

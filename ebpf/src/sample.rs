@@ -5,7 +5,9 @@ use crate::layout::*;
 /// Why a ring-buffer record could not be decoded (only a kernel/user layout mismatch does this).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
-    #[error("sample record of {len} bytes is shorter than its {CR_SAMPLE_HEADER_SIZE}-byte header")]
+    #[error(
+        "sample record of {len} bytes is shorter than its {CR_SAMPLE_HEADER_SIZE}-byte header"
+    )]
     ShortHeader { len: usize },
     #[error("sample record declares {data_len} chunk bytes but carries {available}")]
     DataLength { data_len: u64, available: usize },
@@ -127,7 +129,9 @@ impl Sample {
         if buf.is_empty() {
             return true;
         }
-        let Some(end) = addr.checked_add(buf.len() as u64) else { return false };
+        let Some(end) = addr.checked_add(buf.len() as u64) else {
+            return false;
+        };
         for (start, bytes) in &self.chunks {
             let chunk_end = start.saturating_add(bytes.len() as u64);
             if *start <= addr && end <= chunk_end {
@@ -145,8 +149,10 @@ impl Sample {
         if record.len() < header_len {
             return Err(RecordError::ShortHeader { len: record.len() });
         }
-        let u32_at = |off: usize| u32::from_ne_bytes(record[off..off + 4].try_into().expect("4 bytes"));
-        let u64_at = |off: usize| u64::from_ne_bytes(record[off..off + 8].try_into().expect("8 bytes"));
+        let u32_at =
+            |off: usize| u32::from_ne_bytes(record[off..off + 4].try_into().expect("4 bytes"));
+        let u64_at =
+            |off: usize| u64::from_ne_bytes(record[off..off + 8].try_into().expect("8 bytes"));
         let header = RawSampleHeader {
             tid: u32_at(0),
             tgid: u32_at(4),
@@ -225,10 +231,23 @@ mod tests {
 
     #[test]
     fn parses_header_and_padded_chunks() {
-        let rec = record(&[(0x1000, &[1, 2, 3]), (0x2000, &[9; 8]), (0x1001, b"x")], 0x100 << 16);
+        let rec = record(
+            &[(0x1000, &[1, 2, 3]), (0x2000, &[9; 8]), (0x1001, b"x")],
+            0x100 << 16,
+        );
         let sample = Sample::parse(&rec).unwrap();
-        assert_eq!((sample.tid, sample.tgid, sample.tp, sample.cpu), (77, 70, 0x7f00_0000_1000, 1));
-        assert_eq!(sample.chunks, vec![(0x1000, vec![1, 2, 3]), (0x2000, vec![9; 8]), (0x1001, b"x".to_vec())]);
+        assert_eq!(
+            (sample.tid, sample.tgid, sample.tp, sample.cpu),
+            (77, 70, 0x7f00_0000_1000, 1)
+        );
+        assert_eq!(
+            sample.chunks,
+            vec![
+                (0x1000, vec![1, 2, 3]),
+                (0x2000, vec![9; 8]),
+                (0x1001, b"x".to_vec())
+            ]
+        );
         assert!(sample.flags.torn());
         assert!(sample.flags.v1().is_empty());
     }
@@ -246,16 +265,28 @@ mod tests {
         assert!(!sample.read(0x1002, &mut two), "range past the chunk end");
         assert!(!sample.read(u64::MAX, &mut two), "overflowing range");
         let mut none = [0u8; 0];
-        assert!(sample.read(0x9999, &mut none), "an empty read needs no chunk");
+        assert!(
+            sample.read(0x9999, &mut none),
+            "an empty read needs no chunk"
+        );
     }
 
     #[test]
     fn rejects_truncated_records() {
         let rec = record(&[(0x1000, &[1, 2, 3])], 0);
-        assert_eq!(Sample::parse(&rec[..20]), Err(RecordError::ShortHeader { len: 20 }));
-        assert!(matches!(Sample::parse(&rec[..rec.len() - 1]), Err(RecordError::DataLength { .. })));
+        assert_eq!(
+            Sample::parse(&rec[..20]),
+            Err(RecordError::ShortHeader { len: 20 })
+        );
+        assert!(matches!(
+            Sample::parse(&rec[..rec.len() - 1]),
+            Err(RecordError::DataLength { .. })
+        ));
         let mut lying = rec.clone();
         lying[36..40].copy_from_slice(&2u32.to_ne_bytes());
-        assert!(matches!(Sample::parse(&lying), Err(RecordError::ChunkOverrun { index: 1, .. })));
+        assert!(matches!(
+            Sample::parse(&lying),
+            Err(RecordError::ChunkOverrun { index: 1, .. })
+        ));
     }
 }

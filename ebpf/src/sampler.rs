@@ -73,12 +73,15 @@ pub struct Sampler {
 
 impl std::fmt::Debug for Sampler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sampler").field("samples_received", &self.samples_received).finish_non_exhaustive()
+        f.debug_struct("Sampler")
+            .field("samples_received", &self.samples_received)
+            .finish_non_exhaustive()
     }
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
-    ebpf.take_map(name).ok_or(EbpfError::ObjectMismatch { kind: "map", name })
+    ebpf.take_map(name)
+        .ok_or(EbpfError::ObjectMismatch { kind: "map", name })
 }
 
 impl Sampler {
@@ -86,16 +89,25 @@ impl Sampler {
     /// No process is watched until [`Sampler::watch`].
     pub fn load(options: SamplerOptions) -> Result<Sampler, EbpfError> {
         if !Path::new(KERNEL_BTF_PATH).exists() {
-            return Err(EbpfError::BtfMissing { path: KERNEL_BTF_PATH });
+            return Err(EbpfError::BtfMissing {
+                path: KERNEL_BTF_PATH,
+            });
         }
         if options.frequency_hz == 0 {
             return Err(EbpfError::Syscall {
                 call: "perf_event_open",
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "sampling frequency 0 Hz"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "sampling frequency 0 Hz",
+                ),
             });
         }
         let possible_cpus = aya::util::nr_cpus().map_err(|(file, source)| EbpfError::Syscall {
-            call: if file.is_empty() { "read /sys/devices/system/cpu/possible" } else { file },
+            call: if file.is_empty() {
+                "read /sys/devices/system/cpu/possible"
+            } else {
+                file
+            },
             source,
         })?;
         let online = aya::util::online_cpus()
@@ -106,18 +118,35 @@ impl Sampler {
             .load(BPF_OBJECT)
             .map_err(EbpfError::from_loader)?;
 
-        let processes = HashMap::try_from(take_map(&mut ebpf, MAP_PROCESSES)?)
-            .map_err(|source| EbpfError::Map { map: MAP_PROCESSES, source })?;
-        let ring = RingBuf::try_from(take_map(&mut ebpf, MAP_SAMPLES)?)
-            .map_err(|source| EbpfError::Map { map: MAP_SAMPLES, source })?;
-        let counters = PerCpuArray::try_from(take_map(&mut ebpf, MAP_COUNTERS)?)
-            .map_err(|source| EbpfError::Map { map: MAP_COUNTERS, source })?;
+        let processes =
+            HashMap::try_from(take_map(&mut ebpf, MAP_PROCESSES)?).map_err(|source| {
+                EbpfError::Map {
+                    map: MAP_PROCESSES,
+                    source,
+                }
+            })?;
+        let ring = RingBuf::try_from(take_map(&mut ebpf, MAP_SAMPLES)?).map_err(|source| {
+            EbpfError::Map {
+                map: MAP_SAMPLES,
+                source,
+            }
+        })?;
+        let counters =
+            PerCpuArray::try_from(take_map(&mut ebpf, MAP_COUNTERS)?).map_err(|source| {
+                EbpfError::Map {
+                    map: MAP_COUNTERS,
+                    source,
+                }
+            })?;
 
         let run_stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
 
         let program: &mut PerfEvent = ebpf
             .program_mut(PROGRAM_NAME)
-            .ok_or(EbpfError::ObjectMismatch { kind: "program", name: PROGRAM_NAME })?
+            .ok_or(EbpfError::ObjectMismatch {
+                kind: "program",
+                name: PROGRAM_NAME,
+            })?
             .try_into()
             .map_err(EbpfError::from_program)?;
         program.load().map_err(EbpfError::from_program)?;
@@ -131,7 +160,14 @@ impl Sampler {
                 )
                 .map_err(EbpfError::from_program)?;
         }
-        Ok(Sampler { ebpf, processes, ring, counters, samples_received: 0, _run_stats: run_stats })
+        Ok(Sampler {
+            ebpf,
+            processes,
+            ring,
+            counters,
+            samples_received: 0,
+            _run_stats: run_stats,
+        })
     }
 
     /// Starts (or updates) sampling of every thread of process `tgid` with these slot rules.
@@ -139,7 +175,10 @@ impl Sampler {
         let raw = params.to_raw()?;
         self.processes
             .insert(tgid, raw, 0)
-            .map_err(|source| EbpfError::Map { map: MAP_PROCESSES, source })
+            .map_err(|source| EbpfError::Map {
+                map: MAP_PROCESSES,
+                source,
+            })
     }
 
     /// Stops sampling process `tgid` (samples already in the ring buffer still arrive).
@@ -147,7 +186,10 @@ impl Sampler {
         match self.processes.remove(&tgid) {
             Ok(()) => Ok(()),
             Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(source) => Err(EbpfError::Map { map: MAP_PROCESSES, source }),
+            Err(source) => Err(EbpfError::Map {
+                map: MAP_PROCESSES,
+                source,
+            }),
         }
     }
 
@@ -192,16 +234,22 @@ impl Sampler {
     pub fn stats(&self) -> Result<Stats, EbpfError> {
         let mut drops = 0u64;
         for index in [CR_COUNTER_DROPPED, CR_COUNTER_SCRATCH_MISSING] {
-            let per_cpu = self
-                .counters
-                .get(&(index as u32), 0)
-                .map_err(|source| EbpfError::Map { map: MAP_COUNTERS, source })?;
+            let per_cpu =
+                self.counters
+                    .get(&(index as u32), 0)
+                    .map_err(|source| EbpfError::Map {
+                        map: MAP_COUNTERS,
+                        source,
+                    })?;
             drops += per_cpu.iter().sum::<u64>();
         }
         let program: &PerfEvent = self
             .ebpf
             .program(PROGRAM_NAME)
-            .ok_or(EbpfError::ObjectMismatch { kind: "program", name: PROGRAM_NAME })?
+            .ok_or(EbpfError::ObjectMismatch {
+                kind: "program",
+                name: PROGRAM_NAME,
+            })?
             .try_into()
             .map_err(EbpfError::from_program)?;
         let info = program.info().map_err(EbpfError::from_program)?;

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use context_reader_ebpf::{ProcessParams, Sample, Sampler, SamplerOptions, SlotRule, V1Layout, V2Layout};
+use context_reader_ebpf::{
+    ProcessParams, Sample, Sampler, SamplerOptions, SlotRule, V1Layout, V2Layout,
+};
 
 const C_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c");
 /// Upper bound for seeing every thread once; samples normally arrive within a few ms.
@@ -20,7 +22,9 @@ const GLIBC_DTV_POINTER_OFFSET: i64 = 0;
 
 /// Same formula as `pattern_byte` in tests/c/common.h.
 fn pattern(thread: u32, what: u32, len: usize) -> Vec<u8> {
-    (0..len as u32).map(|i| (thread * 31 + what * 7 + i * 3 + 1) as u8).collect()
+    (0..len as u32)
+        .map(|i| (thread * 31 + what * 7 + i * 3 + 1) as u8)
+        .collect()
 }
 
 fn compile(out: &Path, args: &[&str]) -> PathBuf {
@@ -53,7 +57,11 @@ impl Target {
             .unwrap_or_else(|e| panic!("spawning {}: {e}", program.display()));
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut target = Target { child, stdin, lines: Vec::new() };
+        let mut target = Target {
+            child,
+            stdin,
+            lines: Vec::new(),
+        };
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("target stdout");
             if line == "READY" {
@@ -61,7 +69,11 @@ impl Target {
             }
             target.lines.push(line);
         }
-        panic!("target {} exited before READY; printed {:?}", program.display(), target.lines);
+        panic!(
+            "target {} exited before READY; printed {:?}",
+            program.display(),
+            target.lines
+        );
     }
 
     fn pid(&self) -> u32 {
@@ -128,14 +140,20 @@ fn sample_threads(sampler: &mut Sampler, pid: u32, tids: &[u32]) -> BTreeMap<u32
         last.insert(sample.tid, sample);
     }
     for tid in tids {
-        assert!(last.contains_key(tid), "no sample of thread {tid} within {COLLECT_LIMIT:?}");
+        assert!(
+            last.contains_key(tid),
+            "no sample of thread {tid} within {COLLECT_LIMIT:?}"
+        );
     }
     last
 }
 
 fn read_bytes(sample: &Sample, addr: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
-    assert!(sample.read(addr, &mut buf), "kernel did not copy {len} bytes at {addr:#x}");
+    assert!(
+        sample.read(addr, &mut buf),
+        "kernel did not copy {len} bytes at {addr:#x}"
+    );
     buf
 }
 
@@ -144,7 +162,11 @@ fn read_u64(sample: &Sample, addr: u64) -> u64 {
 }
 
 fn chunk_addresses(sample: &Sample) -> Vec<(u64, usize)> {
-    sample.chunks.iter().map(|(addr, bytes)| (*addr, bytes.len())).collect()
+    sample
+        .chunks
+        .iter()
+        .map(|(addr, bytes)| (*addr, bytes.len()))
+        .collect()
 }
 
 /// Checks a valid OTEP record at `record` with `attrs_len` pattern bytes declared and copied.
@@ -153,8 +175,16 @@ fn check_otep_record(sample: &Sample, thread: u32, record: u64, declared: u16, c
     assert_eq!(header[0..16], pattern(thread, 0, 16)[..], "trace_id");
     assert_eq!(header[16..24], pattern(thread, 1, 8)[..], "span_id");
     assert_eq!((header[24], header[25]), (1, 1), "valid, trace_flags");
-    assert_eq!(u16::from_ne_bytes([header[26], header[27]]), declared, "attrs_data_size");
-    assert_eq!(read_bytes(sample, record + 28, copied), pattern(thread, 2, copied), "attrs");
+    assert_eq!(
+        u16::from_ne_bytes([header[26], header[27]]),
+        declared,
+        "attrs_data_size"
+    );
+    assert_eq!(
+        read_bytes(sample, record + 28, copied),
+        pattern(thread, 2, copied),
+        "attrs"
+    );
 }
 
 fn load_sampler() -> Sampler {
@@ -169,7 +199,10 @@ fn load_sampler() -> Sampler {
 #[test]
 fn tp_relative_slots_copy_exactly_the_reader_ranges() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = compile(&dir.path().join("tp_relative"), &[&format!("{C_DIR}/tp_relative.c")]);
+    let exe = compile(
+        &dir.path().join("tp_relative"),
+        &[&format!("{C_DIR}/tp_relative.c")],
+    );
     let mut sampler = load_sampler();
     let target = Target::start(&exe, &[]);
     let threads = thread_lines(&target);
@@ -177,7 +210,11 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
     let v1_offset = threads[0].rest[0];
     let v2_offset = threads[0].rest[1];
     for thread in &threads {
-        assert_eq!(thread.rest, vec![v1_offset, v2_offset], "local-exec offsets are per process");
+        assert_eq!(
+            thread.rest,
+            vec![v1_offset, v2_offset],
+            "local-exec offsets are per process"
+        );
     }
     sampler
         .watch(
@@ -195,7 +232,10 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
     for thread in &threads {
         let sample = &samples[&thread.tid];
         let i = thread.index;
-        assert_eq!(sample.tp, thread.tp, "thread {i}: kernel TP equals the thread's own");
+        assert_eq!(
+            sample.tp, thread.tp,
+            "thread {i}: kernel TP equals the thread's own"
+        );
         assert!(!sample.flags.tp_unreadable() && !sample.flags.tp_zero());
         let v1_slot = thread.tp.wrapping_add(v1_offset as u64);
         let v2_slot = thread.tp.wrapping_add(v2_offset as u64);
@@ -204,10 +244,19 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
         let mut expected_chunks = vec![(v1_slot, 8)];
         match i {
             0 | 1 => {
-                assert!(sample.flags.v1().is_empty(), "v1 flags {:?}", sample.flags.v1());
-                assert!(sample.flags.v2().is_empty(), "v2 flags {:?}", sample.flags.v2());
+                assert!(
+                    sample.flags.v1().is_empty(),
+                    "v1 flags {:?}",
+                    sample.flags.v1()
+                );
+                assert!(
+                    sample.flags.v2().is_empty(),
+                    "v2 flags {:?}",
+                    sample.flags.v2()
+                );
                 let header = read_bytes(sample, set, 24);
-                let word = |k: usize| u64::from_ne_bytes(header[k * 8..k * 8 + 8].try_into().unwrap());
+                let word =
+                    |k: usize| u64::from_ne_bytes(header[k * 8..k * 8 + 8].try_into().unwrap());
                 let (storage, count) = (word(0), word(1));
                 assert_eq!(count, 4);
                 expected_chunks.push((set, 24));
@@ -218,8 +267,12 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
                     u64::from_ne_bytes(labels[at..at + 8].try_into().unwrap())
                 };
                 for label in 0..4usize {
-                    let (key_len, key_buf, value_len, value_buf) =
-                        (field(label, 0), field(label, 1), field(label, 2), field(label, 3));
+                    let (key_len, key_buf, value_len, value_buf) = (
+                        field(label, 0),
+                        field(label, 1),
+                        field(label, 2),
+                        field(label, 3),
+                    );
                     if label == 2 {
                         assert_eq!(key_buf, 0, "label 2 has a NULL key");
                         continue;
@@ -240,20 +293,37 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
                     expected_chunks.push((value_buf, value_len_expected));
                 }
                 check_otep_record(sample, i, record, 40, 40);
-                expected_chunks.extend([(v2_slot, 8), (record, 28), (record + 28, 40), (record + 24, 1)]);
+                expected_chunks.extend([
+                    (v2_slot, 8),
+                    (record, 28),
+                    (record + 28, 40),
+                    (record + 24, 1),
+                ]);
             }
             2 => {
-                assert!(sample.flags.v1().too_large(), "33 labels are over the bound");
-                assert!(sample.flags.v2().too_large(), "1500 attribute bytes are over the bound");
+                assert!(
+                    sample.flags.v1().too_large(),
+                    "33 labels are over the bound"
+                );
+                assert!(
+                    sample.flags.v2().too_large(),
+                    "1500 attribute bytes are over the bound"
+                );
                 assert!(!sample.flags.v2().torn());
                 let storage = read_u64(sample, set);
                 assert_eq!(read_u64(sample, set + 8), 33, "count");
                 expected_chunks.extend([(set, 24), (storage, 32 * 32)]);
                 let labels = read_bytes(sample, storage, 32 * 32);
                 for label in 0..32usize {
-                    let word = |k: usize| u64::from_ne_bytes(labels[label * 32 + k * 8..][..8].try_into().unwrap());
-                    let (key_len, key_buf, value_len, value_buf) = (word(0), word(1), word(2), word(3));
-                    assert_eq!(read_bytes(sample, key_buf, key_len as usize), format!("k{i}-{label}").into_bytes());
+                    let word = |k: usize| {
+                        u64::from_ne_bytes(labels[label * 32 + k * 8..][..8].try_into().unwrap())
+                    };
+                    let (key_len, key_buf, value_len, value_buf) =
+                        (word(0), word(1), word(2), word(3));
+                    assert_eq!(
+                        read_bytes(sample, key_buf, key_len as usize),
+                        format!("k{i}-{label}").into_bytes()
+                    );
                     expected_chunks.push((key_buf, key_len as usize));
                     let value_len_expected = (label + 1) * 50;
                     assert_eq!(value_len as usize, value_len_expected);
@@ -266,7 +336,12 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
                     }
                 }
                 check_otep_record(sample, i, record, 1500, 1024);
-                expected_chunks.extend([(v2_slot, 8), (record, 28), (record + 28, 1024), (record + 24, 1)]);
+                expected_chunks.extend([
+                    (v2_slot, 8),
+                    (record, 28),
+                    (record + 28, 1024),
+                    (record + 24, 1),
+                ]);
             }
             _ => {
                 assert_eq!(set, 0, "thread 3 has no v1 set");
@@ -276,7 +351,11 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
                 expected_chunks.extend([(v2_slot, 8), (record, 28)]);
             }
         }
-        assert_eq!(chunk_addresses(sample), expected_chunks, "thread {i}: chunks in read order");
+        assert_eq!(
+            chunk_addresses(sample),
+            expected_chunks,
+            "thread {i}: chunks in read order"
+        );
     }
 
     let stats = sampler.stats().unwrap();
@@ -296,9 +375,17 @@ fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
     let dir = tempfile::tempdir().unwrap();
     let module = compile(
         &dir.path().join("dtv_module.so"),
-        &["-fPIC", "-shared", "-mtls-dialect=gnu", &format!("{C_DIR}/dtv_module.c")],
+        &[
+            "-fPIC",
+            "-shared",
+            "-mtls-dialect=gnu",
+            &format!("{C_DIR}/dtv_module.c"),
+        ],
     );
-    let exe = compile(&dir.path().join("dtv_main"), &[&format!("{C_DIR}/dtv_main.c"), "-ldl"]);
+    let exe = compile(
+        &dir.path().join("dtv_main"),
+        &[&format!("{C_DIR}/dtv_main.c"), "-ldl"],
+    );
     let mut sampler = load_sampler();
     let target = Target::start(&exe, &[module.to_str().unwrap()]);
     let module_id: u64 = target
@@ -312,7 +399,10 @@ fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
     let threads = thread_lines(&target);
     assert_eq!(threads.len(), 3, "{:?}", target.lines);
     let offset = threads[0].rest[0];
-    assert_eq!(threads[1].rest[0], offset, "the slot offset in the block is per module");
+    assert_eq!(
+        threads[1].rest[0], offset,
+        "the slot offset in the block is per module"
+    );
     sampler
         .watch(
             target.pid(),
@@ -340,45 +430,86 @@ fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
         let dtv_pointer_at = thread.tp.wrapping_add(GLIBC_DTV_POINTER_OFFSET as u64);
         let dtv = read_u64(sample, dtv_pointer_at);
         let length = read_u64(sample, dtv - 16);
-        assert!(length >= module_id, "dtv[-1].counter {length} >= module id {module_id}");
+        assert!(
+            length >= module_id,
+            "dtv[-1].counter {length} >= module id {module_id}"
+        );
         let entry_at = dtv + module_id * 16;
         let block = read_u64(sample, entry_at);
         let mut expected = vec![(dtv_pointer_at, 8), (dtv - 16, 8), (entry_at, 8)];
         if i < 2 {
-            assert!(sample.flags.v2().is_empty(), "thread {i}: {:?}", sample.flags.v2());
+            assert!(
+                sample.flags.v2().is_empty(),
+                "thread {i}: {:?}",
+                sample.flags.v2()
+            );
             let slot = block + offset as u64;
             let record = read_u64(sample, slot);
             check_otep_record(sample, i, record, 24, 24);
             expected.extend([(slot, 8), (record, 28), (record + 28, 24), (record + 24, 1)]);
         } else {
-            assert!(block == 0 || block == u64::MAX, "untouched module TLS is unallocated: {block:#x}");
-            assert!(sample.flags.v2().tls_unallocated(), "{:?}", sample.flags.v2());
+            assert!(
+                block == 0 || block == u64::MAX,
+                "untouched module TLS is unallocated: {block:#x}"
+            );
+            assert!(
+                sample.flags.v2().tls_unallocated(),
+                "{:?}",
+                sample.flags.v2()
+            );
         }
-        assert_eq!(chunk_addresses(sample), expected, "thread {i}: chunks in read order");
+        assert_eq!(
+            chunk_addresses(sample),
+            expected,
+            "thread {i}: chunks in read order"
+        );
     }
 }
 
 #[test]
 fn unwatched_processes_produce_no_samples() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = compile(&dir.path().join("tp_relative"), &[&format!("{C_DIR}/tp_relative.c")]);
+    let exe = compile(
+        &dir.path().join("tp_relative"),
+        &[&format!("{C_DIR}/tp_relative.c")],
+    );
     let mut sampler = load_sampler();
     let target = Target::start(&exe, &[]);
     sampler
-        .watch(target.pid(), &ProcessParams { v2: SlotRule::TpRelative { offset: -16 }, ..ProcessParams::default() })
+        .watch(
+            target.pid(),
+            &ProcessParams {
+                v2: SlotRule::TpRelative { offset: -16 },
+                ..ProcessParams::default()
+            },
+        )
         .unwrap();
-    let first = sampler.collect(COLLECT_LIMIT, |s| s.tgid == target.pid()).unwrap();
-    assert!(first.iter().any(|s| s.tgid == target.pid()), "watched target sampled");
+    let first = sampler
+        .collect(COLLECT_LIMIT, |s| s.tgid == target.pid())
+        .unwrap();
+    assert!(
+        first.iter().any(|s| s.tgid == target.pid()),
+        "watched target sampled"
+    );
     sampler.unwatch(target.pid()).unwrap();
     sampler.discard_pending();
-    let after = sampler.collect(Duration::from_millis(300), |_| false).unwrap();
-    assert!(after.iter().all(|s| s.tgid != target.pid()), "{} samples after unwatch", after.len());
+    let after = sampler
+        .collect(Duration::from_millis(300), |_| false)
+        .unwrap();
+    assert!(
+        after.iter().all(|s| s.tgid != target.pid()),
+        "{} samples after unwatch",
+        after.len()
+    );
 }
 
 #[test]
 fn inline_v1_and_draft_v2_layouts() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = compile(&dir.path().join("layouts"), &[&format!("{C_DIR}/layouts.c")]);
+    let exe = compile(
+        &dir.path().join("layouts"),
+        &[&format!("{C_DIR}/layouts.c")],
+    );
     let mut sampler = load_sampler();
     let target = Target::start(&exe, &[]);
     let threads = thread_lines(&target);
@@ -390,7 +521,9 @@ fn inline_v1_and_draft_v2_layouts() {
             &ProcessParams {
                 v1: SlotRule::TpRelative { offset: v0_offset },
                 v1_layout: V1Layout::Inline,
-                v2: SlotRule::TpRelative { offset: draft_offset },
+                v2: SlotRule::TpRelative {
+                    offset: draft_offset,
+                },
                 v2_layout: V2Layout::Draft,
             },
         )
@@ -407,10 +540,18 @@ fn inline_v1_and_draft_v2_layouts() {
         let mut expected = vec![(v0_slot, 16), (storage, 64)];
         let labels = read_bytes(sample, storage, 64);
         for label in 0..2usize {
-            let word = |k: usize| u64::from_ne_bytes(labels[label * 32 + k * 8..][..8].try_into().unwrap());
+            let word = |k: usize| {
+                u64::from_ne_bytes(labels[label * 32 + k * 8..][..8].try_into().unwrap())
+            };
             let (key_len, key_buf, value_len, value_buf) = (word(0), word(1), word(2), word(3));
-            assert_eq!(read_bytes(sample, key_buf, key_len as usize), format!("k{i}-{label}").into_bytes());
-            assert_eq!(read_bytes(sample, value_buf, value_len as usize), pattern(i, 3 + label as u32, label + 1));
+            assert_eq!(
+                read_bytes(sample, key_buf, key_len as usize),
+                format!("k{i}-{label}").into_bytes()
+            );
+            assert_eq!(
+                read_bytes(sample, value_buf, value_len as usize),
+                pattern(i, 3 + label as u32, label + 1)
+            );
             expected.extend([(key_buf, key_len as usize), (value_buf, label + 1)]);
         }
         assert!(sample.flags.v1().is_empty(), "{:?}", sample.flags.v1());
@@ -432,13 +573,25 @@ fn inline_v1_and_draft_v2_layouts() {
             if total > 1024 {
                 break;
             }
-            assert_eq!(read_bytes(sample, at + 2, len as usize), pattern(i, 10 + e as u32, len as usize));
+            assert_eq!(
+                read_bytes(sample, at + 2, len as usize),
+                pattern(i, 10 + e as u32, len as usize)
+            );
             expected.push((at + 2, len as usize));
             at += 2 + len;
         }
         expected.push((record + 32, 1));
-        assert_eq!(sample.flags.v2().too_large(), i == 1, "{:?}", sample.flags.v2());
+        assert_eq!(
+            sample.flags.v2().too_large(),
+            i == 1,
+            "{:?}",
+            sample.flags.v2()
+        );
         assert!(!sample.flags.v2().torn());
-        assert_eq!(chunk_addresses(sample), expected, "thread {i}: chunks in read order");
+        assert_eq!(
+            chunk_addresses(sample),
+            expected,
+            "thread {i}: chunks in read order"
+        );
     }
 }
