@@ -1,4 +1,5 @@
-//! Compiles src/bpf/sampler.bpf.c with clang for the target architecture into OUT_DIR/sampler.bpf.o.
+//! Compiles src/bpf/sampler.bpf.c with clang for the target architecture into OUT_DIR/sampler.bpf.o,
+//! and the C test targets of tests/c with the target's C compiler (cc crate) into OUT_DIR/test-targets.
 
 use std::env;
 use std::path::PathBuf;
@@ -8,6 +9,81 @@ use std::process::Command;
 const CLANG_CANDIDATES: &[&str] = &["clang-14", "clang"];
 
 fn main() {
+    compile_bpf();
+    compile_test_targets();
+}
+
+/// The C programs the root end-to-end tests sample, built for the target so that the aarch64 VM
+/// leg runs them too; tests find them through `CR_TEST_TARGET_*` (compile-time env).
+fn compile_test_targets() {
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let c_dir = manifest_dir.join("tests").join("c");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("test-targets");
+    std::fs::create_dir_all(&out_dir).expect("creating OUT_DIR/test-targets");
+    for file in [
+        "common.h",
+        "tp_relative.c",
+        "dtv_main.c",
+        "dtv_module.c",
+        "layouts.c",
+    ] {
+        println!("cargo:rerun-if-changed={}", c_dir.join(file).display());
+    }
+    let compiler = cc::Build::new()
+        .cargo_metadata(false)
+        .opt_level(1)
+        .get_compiler();
+    let build = |env_name: &str, output: &str, args: &[&str]| {
+        let out = out_dir.join(output);
+        let mut command = compiler.to_command();
+        command
+            .args(["-g", "-Wall", "-Werror", "-pthread", "-I"])
+            .arg(&c_dir)
+            .args(args.iter().map(|a| {
+                if a.ends_with(".c") {
+                    c_dir.join(a).into_os_string()
+                } else {
+                    a.into()
+                }
+            }))
+            .arg("-o")
+            .arg(&out);
+        let result = command
+            .output()
+            .unwrap_or_else(|e| panic!("context-reader-ebpf: running {command:?}: {e}"));
+        if !result.status.success() {
+            panic!(
+                "context-reader-ebpf: building test target {output} failed: {command:?}\n{}",
+                String::from_utf8_lossy(&result.stderr)
+            );
+        }
+        println!("cargo:rustc-env={env_name}={}", out.display());
+    };
+    build(
+        "CR_TEST_TARGET_TP_RELATIVE",
+        "tp_relative",
+        &["tp_relative.c"],
+    );
+    build("CR_TEST_TARGET_LAYOUTS", "layouts", &["layouts.c"]);
+    // traditional general dynamic (__tls_get_addr), so the slot is only reachable through the DTV
+    let traditional_dialect = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("aarch64") => "-mtls-dialect=trad",
+        _ => "-mtls-dialect=gnu",
+    };
+    build(
+        "CR_TEST_TARGET_DTV_MODULE",
+        "dtv_module.so",
+        &["-fPIC", "-shared", traditional_dialect, "dtv_module.c"],
+    );
+    build(
+        "CR_TEST_TARGET_DTV_MAIN",
+        "dtv_main",
+        &["dtv_main.c", "-ldl"],
+    );
+}
+
+fn compile_bpf() {
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
@@ -10,7 +10,11 @@ use context_reader_ebpf::{
     ProcessParams, Sample, Sampler, SamplerOptions, SlotRule, V1Layout, V2Layout,
 };
 
-const C_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c");
+/// C targets built by build.rs for the target architecture (see tests/c).
+const TP_RELATIVE: &str = env!("CR_TEST_TARGET_TP_RELATIVE");
+const LAYOUTS: &str = env!("CR_TEST_TARGET_LAYOUTS");
+const DTV_MAIN: &str = env!("CR_TEST_TARGET_DTV_MAIN");
+const DTV_MODULE: &str = env!("CR_TEST_TARGET_DTV_MODULE");
 /// Upper bound for seeing every thread once; samples normally arrive within a few ms.
 const COLLECT_LIMIT: Duration = Duration::from_secs(20);
 const FREQUENCY_HZ: u64 = 499;
@@ -25,19 +29,6 @@ fn pattern(thread: u32, what: u32, len: usize) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (thread * 31 + what * 7 + i * 3 + 1) as u8)
         .collect()
-}
-
-fn compile(out: &Path, args: &[&str]) -> PathBuf {
-    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-    let status = Command::new(&compiler)
-        .args(["-O1", "-g", "-Wall", "-Werror", "-pthread", "-I", C_DIR])
-        .args(args)
-        .arg("-o")
-        .arg(out)
-        .status()
-        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
-    assert!(status.success(), "{compiler} {args:?} failed");
-    out.to_path_buf()
 }
 
 /// A running target; dropping it closes stdin (the target then exits) and reaps or kills it.
@@ -198,13 +189,9 @@ fn load_sampler() -> Sampler {
 
 #[test]
 fn tp_relative_slots_copy_exactly_the_reader_ranges() {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = compile(
-        &dir.path().join("tp_relative"),
-        &[&format!("{C_DIR}/tp_relative.c")],
-    );
+    let exe = Path::new(TP_RELATIVE);
     let mut sampler = load_sampler();
-    let target = Target::start(&exe, &[]);
+    let target = Target::start(exe, &[]);
     let threads = thread_lines(&target);
     assert_eq!(threads.len(), 4, "{:?}", target.lines);
     let v1_offset = threads[0].rest[0];
@@ -372,22 +359,9 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
 
 #[test]
 fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
-    let dir = tempfile::tempdir().unwrap();
-    let module = compile(
-        &dir.path().join("dtv_module.so"),
-        &[
-            "-fPIC",
-            "-shared",
-            "-mtls-dialect=gnu",
-            &format!("{C_DIR}/dtv_module.c"),
-        ],
-    );
-    let exe = compile(
-        &dir.path().join("dtv_main"),
-        &[&format!("{C_DIR}/dtv_main.c"), "-ldl"],
-    );
+    let exe = Path::new(DTV_MAIN);
     let mut sampler = load_sampler();
-    let target = Target::start(&exe, &[module.to_str().unwrap()]);
+    let target = Target::start(exe, &[DTV_MODULE]);
     let module_id: u64 = target
         .lines
         .iter()
@@ -468,13 +442,9 @@ fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
 
 #[test]
 fn unwatched_processes_produce_no_samples() {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = compile(
-        &dir.path().join("tp_relative"),
-        &[&format!("{C_DIR}/tp_relative.c")],
-    );
+    let exe = Path::new(TP_RELATIVE);
     let mut sampler = load_sampler();
-    let target = Target::start(&exe, &[]);
+    let target = Target::start(exe, &[]);
     sampler
         .watch(
             target.pid(),
@@ -505,13 +475,9 @@ fn unwatched_processes_produce_no_samples() {
 
 #[test]
 fn inline_v1_and_draft_v2_layouts() {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = compile(
-        &dir.path().join("layouts"),
-        &[&format!("{C_DIR}/layouts.c")],
-    );
+    let exe = Path::new(LAYOUTS);
     let mut sampler = load_sampler();
-    let target = Target::start(&exe, &[]);
+    let target = Target::start(exe, &[]);
     let threads = thread_lines(&target);
     assert_eq!(threads.len(), 2, "{:?}", target.lines);
     let (v0_offset, draft_offset) = (threads[0].rest[0], threads[0].rest[1]);
