@@ -1,1 +1,195 @@
-//! placeholder, being written
+//! Conformance targets: the catalogue of writer variants (C variants built by `build.rs`, Rust
+//! variants listed in `targets/rust/variants.json`) and the target protocol of conformance.md
+//! section 4 (spawn, `CONTEXT-READY` handshake, stdin-EOF shutdown) behind a kill-on-drop guard.
+#![forbid(unsafe_code)]
+
+pub mod protocol;
+
+use std::path::{Path, PathBuf};
+
+pub use protocol::{Ready, RunningTarget};
+
+/// Every scenario a writer of ours can be asked for with `--scenario NAME`.
+pub const SCENARIOS: &[&str] = &[
+    "basic",
+    "many-threads",
+    "empty-and-null",
+    "duplicates",
+    "binary-bytes",
+    "large-record",
+    "unknown-key-index",
+    "in-progress",
+    "detached",
+    "churn",
+];
+
+/// A reader backend a case runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Backend {
+    Ptrace,
+    Ebpf,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Ptrace => "ptrace",
+            Backend::Ebpf => "ebpf",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Backend> {
+        match name {
+            "ptrace" => Some(Backend::Ptrace),
+            "ebpf" => Some(Backend::Ebpf),
+            _ => None,
+        }
+    }
+}
+
+/// Who wrote the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterKind {
+    C,
+    Rust,
+}
+
+/// One target variant: a program that speaks the target protocol.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub name: String,
+    pub kind: WriterKind,
+    pub executable: PathBuf,
+    /// Arguments placed before `--scenario NAME`.
+    pub args: Vec<String>,
+    /// Extra environment (e.g. `GLIBC_TUNABLES` to force dynamic TLS).
+    pub env: Vec<(String, String)>,
+    pub scenarios: Vec<String>,
+    /// Formats published: any of `v1`, `v2`, `process_context`.
+    pub formats: Vec<String>,
+    /// Backends per scenario; see [`Variant::backends_for`].
+    backends: Vec<Backend>,
+    /// Scenarios excluded from the eBPF backend (beyond its bounds or its sampling model).
+    ebpf_excluded: Vec<String>,
+    /// For C variants: `"static"` or `"dynamic"` when the writer's own report of where its OTEP 4947
+    /// slot lives (relative to the thread pointer) must say so; `None` when either is legal.
+    pub tls_block: Option<String>,
+    /// The build dimensions (libc, linking, place, access model, alignment, toolchain, mapping).
+    pub properties: serde_json::Value,
+}
+
+impl Variant {
+    /// The backends this scenario applies to. The eBPF backend needs `--busy` targets and is
+    /// bounded (contract: 32 labels, 1024 attribute bytes), so `many-threads` is ptrace only.
+    pub fn backends_for(&self, scenario: &str) -> Vec<Backend> {
+        self.backends
+            .iter()
+            .copied()
+            .filter(|b| *b != Backend::Ebpf || !self.ebpf_excluded.iter().any(|s| s == scenario))
+            .collect()
+    }
+
+    /// The command line for one scenario (the runner adds `--busy` for sampling backends).
+    pub fn command(&self, scenario: &str, busy: bool) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.executable);
+        cmd.args(&self.args).arg("--scenario").arg(scenario);
+        if busy {
+            cmd.arg("--busy");
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+}
+
+const C_CATALOGUE: &str = include_str!(concat!(env!("OUT_DIR"), "/catalogue.json"));
+
+fn strings(v: &serde_json::Value, key: &str) -> Vec<String> {
+    v[key].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+/// The C variants built by `build.rs` for this target triple.
+pub fn c_variants() -> Vec<Variant> {
+    let entries: Vec<serde_json::Value> = serde_json::from_str(C_CATALOGUE).expect("build.rs writes valid JSON");
+    entries
+        .into_iter()
+        .map(|e| Variant {
+            name: e["name"].as_str().unwrap_or_default().to_string(),
+            kind: WriterKind::C,
+            executable: PathBuf::from(e["executable"].as_str().unwrap_or_default()),
+            args: strings(&e, "args"),
+            env: e["env"]
+                .as_array()
+                .map(|pairs| {
+                    pairs
+                        .iter()
+                        .filter_map(|p| Some((p[0].as_str()?.to_string(), p[1].as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            scenarios: strings(&e, "scenarios"),
+            formats: strings(&e, "formats"),
+            backends: vec![Backend::Ptrace, Backend::Ebpf],
+            ebpf_excluded: vec!["many-threads".to_string()],
+            tls_block: e["tls_block"].as_str().map(str::to_string),
+            properties: e,
+        })
+        .collect()
+}
+
+/// Where cargo put the Rust target binaries: `CONTEXT_TARGETS_BIN_DIR`, else the parent of the
+/// directory of the running executable (`target/<profile>/deps/x` -> `target/<profile>`).
+pub fn rust_bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CONTEXT_TARGETS_BIN_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.to_path_buf())
+}
+
+/// The Rust variants of `targets/rust/variants.json` (written by the Rust targets' owner):
+/// entries `{"name", "binary", "scenarios": [...], "backends": [...]}`. Missing file: none.
+pub fn rust_variants() -> Result<Vec<Variant>, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rust/variants.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bin_dir = rust_bin_dir().ok_or("cannot locate the target directory")?;
+    entries
+        .into_iter()
+        .map(|e| {
+            let name = e["name"].as_str().ok_or(format!("{}: entry without name", path.display()))?.to_string();
+            let binary = e["binary"].as_str().ok_or(format!("{name}: no binary"))?;
+            let backends = strings(&e, "backends")
+                .iter()
+                .map(|b| Backend::from_name(b).ok_or(format!("{name}: unknown backend {b}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Variant {
+                name,
+                kind: WriterKind::Rust,
+                executable: bin_dir.join(binary),
+                args: strings(&e, "args"),
+                env: Vec::new(),
+                scenarios: strings(&e, "scenarios"),
+                formats: strings(&e, "formats"),
+                backends: if backends.is_empty() { vec![Backend::Ptrace] } else { backends },
+                ebpf_excluded: Vec::new(),
+                tls_block: None,
+                properties: e,
+            })
+        })
+        .collect()
+}
+
+/// Every variant: the C ones, then the Rust ones. A malformed `variants.json` is a panic with
+/// its path (a broken catalogue must fail loudly, not shrink the suite).
+pub fn catalogue() -> Vec<Variant> {
+    let mut all = c_variants();
+    all.extend(rust_variants().unwrap_or_else(|e| panic!("Rust target catalogue: {e}")));
+    all
+}

@@ -1,0 +1,180 @@
+//! The target protocol (conformance.md section 4): spawn a writer, wait for its `CONTEXT-READY`
+//! line (with a timeout, never a sleep), and shut it down by closing stdin. A `RunningTarget` kills
+//! its process on drop, so no target outlives a failed or panicking test.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The parsed `CONTEXT-READY` document.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub protocol: u64,
+    pub pid: i32,
+    pub writer: String,
+    /// The snapshot a correct reader must report (section 3 shape).
+    pub expect: serde_json::Value,
+    /// Writer-specific extras (our C writer: TLS slot offset, fillers, mapping name).
+    pub notes: serde_json::Value,
+}
+
+const READY_PREFIX: &str = "CONTEXT-READY ";
+
+impl Ready {
+    /// Parses one stdout line; `None` if it is not a `CONTEXT-READY` line.
+    pub fn parse_line(line: &str) -> Option<Result<Ready, String>> {
+        let json = line.strip_prefix(READY_PREFIX)?;
+        Some(Self::parse_json(json))
+    }
+
+    fn parse_json(json: &str) -> Result<Ready, String> {
+        let doc: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("CONTEXT-READY is not JSON: {e}"))?;
+        let protocol = doc["protocol"].as_u64().ok_or("CONTEXT-READY: no \"protocol\"")?;
+        if protocol != 1 {
+            return Err(format!("CONTEXT-READY: protocol {protocol}, this runner speaks 1"));
+        }
+        let pid = doc["pid"].as_i64().and_then(|p| i32::try_from(p).ok()).ok_or("CONTEXT-READY: no \"pid\"")?;
+        let writer = doc["writer"].as_str().unwrap_or("").to_string();
+        let expect = doc.get("expect").cloned().ok_or("CONTEXT-READY: no \"expect\"")?;
+        if !expect.is_object() {
+            return Err("CONTEXT-READY: \"expect\" is not an object".to_string());
+        }
+        let notes = doc.get("notes").cloned().unwrap_or(serde_json::Value::Null);
+        Ok(Ready { protocol, pid, writer, expect, notes })
+    }
+}
+
+/// A spawned target; killed and reaped on drop unless `finish` already reaped it.
+pub struct RunningTarget {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    description: String,
+}
+
+impl RunningTarget {
+    /// Spawns `cmd` with piped stdin/stdout/stderr.
+    pub fn spawn(mut cmd: Command) -> Result<RunningTarget, String> {
+        let description = format!("{cmd:?}");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start {description}: {e}"))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+        let mut stderr_pipe = child.stderr.take().ok_or("no stderr pipe")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stderr_pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut all) = sink.lock() {
+                    // Bounded: a target cannot make the runner hold unbounded stderr.
+                    if all.len() < 1 << 20 {
+                        all.extend_from_slice(&chunk[..n]);
+                    }
+                }
+            }
+        });
+        Ok(RunningTarget { child: Some(child), stdin, lines, stderr, description })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// What the target wrote to stderr so far (for failure messages).
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_default()
+    }
+
+    /// Waits for the `CONTEXT-READY` line; other stdout lines are ignored.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<Ready, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(ready) = Ready::parse_line(&line) {
+                        return ready;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "{}: no CONTEXT-READY within {timeout:?}; stderr: {}",
+                        self.description,
+                        self.stderr_text()
+                    ))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.as_mut().and_then(|c| c.wait().ok());
+                    return Err(format!(
+                        "{}: stdout closed before CONTEXT-READY (exit {status:?}); stderr: {}",
+                        self.description,
+                        self.stderr_text()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Closes stdin and waits up to `timeout` for the exit status. On timeout the target is killed
+    /// and an error is returned.
+    pub fn finish(mut self, timeout: Duration) -> Result<ExitStatus, String> {
+        drop(self.stdin.take());
+        let mut child = self.child.take().ok_or("already finished")?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{}: did not exit within {timeout:?} of stdin EOF", self.description));
+                }
+                Err(e) => return Err(format!("{}: wait failed: {e}", self.description)),
+            }
+        }
+    }
+}
+
+impl Drop for RunningTarget {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_ready_line_and_rejects_others() {
+        let ok = Ready::parse_line(r#"CONTEXT-READY {"protocol":1,"pid":7,"writer":"w","expect":{"pid":7}}"#)
+            .expect("is a ready line")
+            .expect("valid");
+        assert_eq!((ok.pid, ok.writer.as_str()), (7, "w"));
+        assert_eq!(ok.expect["pid"], 7);
+        assert!(Ready::parse_line("hello").is_none());
+        let bad = Ready::parse_line(r#"CONTEXT-READY {"protocol":2,"pid":7,"expect":{}}"#).expect("ready line");
+        assert!(bad.unwrap_err().contains("protocol 2"));
+        assert!(Ready::parse_line("CONTEXT-READY {").expect("ready line").is_err());
+    }
+}
