@@ -1,0 +1,2 @@
+//! Conformance runner (being written).
+fn main() {}
