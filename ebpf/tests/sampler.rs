@@ -561,3 +561,59 @@ fn inline_v1_and_draft_v2_layouts() {
         );
     }
 }
+
+/// Measures the program's cost per run: on ticks of unwatched tasks (a hash-map miss) and on
+/// samples of watched threads (the tp_relative target: ~12 reads, ~700 bytes per sample).
+#[test]
+fn cost_per_sample() {
+    let load_started = std::time::Instant::now();
+    let mut sampler = Sampler::load(SamplerOptions { frequency_hz: 999 }).expect("load");
+    let load_time = load_started.elapsed();
+    let target = Target::start(Path::new(TP_RELATIVE), &[]);
+    let threads = thread_lines(&target);
+    let (v1_offset, v2_offset) = (threads[0].rest[0], threads[0].rest[1]);
+
+    let unwatched = sampler.collect(Duration::from_secs(1), |_| false).unwrap();
+    assert!(unwatched.is_empty(), "nothing is watched yet");
+    let before = sampler.stats().unwrap();
+    assert!(
+        before.run_stats_enabled && before.run_count > 0,
+        "{before:?}"
+    );
+    let miss_ns = before.mean_run_ns().unwrap();
+
+    sampler
+        .watch(
+            target.pid(),
+            &ProcessParams {
+                v1: SlotRule::TpRelative { offset: v1_offset },
+                v2: SlotRule::TpRelative { offset: v2_offset },
+                ..ProcessParams::default()
+            },
+        )
+        .unwrap();
+    let samples = sampler.collect(Duration::from_secs(2), |_| false).unwrap();
+    let after = sampler.stats().unwrap();
+    let watched: u64 = samples.iter().filter(|s| s.tgid == target.pid()).count() as u64;
+    let runs = after.run_count - before.run_count;
+    let run_ns = (after.run_time_ns - before.run_time_ns) as f64;
+    assert!(
+        watched > 0 && runs >= watched,
+        "runs {runs}, watched samples {watched}"
+    );
+    let misses = (runs - watched) as f64;
+    let sample_ns = (run_ns - misses * miss_ns) / watched as f64;
+    eprintln!(
+        "load (verify + attach) {load_time:?}; miss {miss_ns:.0} ns/run over {} runs; \
+         watched: {watched} samples of {runs} runs, {:.0} ns/run overall, ~{sample_ns:.0} ns per sample; drops {}",
+        before.run_count,
+        run_ns / runs as f64,
+        after.drops
+    );
+    assert!(
+        miss_ns < 10_000.0,
+        "a tick of an unwatched task costs {miss_ns:.0} ns"
+    );
+    assert!(sample_ns < 50_000.0, "a sample costs {sample_ns:.0} ns");
+    assert_eq!(after.drops, 0);
+}
