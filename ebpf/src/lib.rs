@@ -7,6 +7,11 @@
 //! an address space from a [`Sample`]'s chunks ([`Sample::read`]) and runs the same decoders as
 //! the ptrace backend over it.
 //!
+//! Invariants: the program's loops are bounded by the `CR_` constants of `src/bpf/sampler.h`
+//! (32 labels, 256-byte strings, 1024 attribute bytes, 255 draft entries, 32 KiB of chunks per
+//! sample); a read that fails leaves no chunk and sets a flag bit ([`FormatFlags`]); chunks come
+//! in the order the reads were done; user space does no reads of the target at all.
+//!
 //! ```no_run
 //! use context_reader_ebpf::{ProcessParams, Sampler, SamplerOptions, SlotRule};
 //! let mut sampler = Sampler::load(SamplerOptions::default())?;
