@@ -64,6 +64,12 @@ struct ReadArgs {
     /// Largest process-context payload accepted, in bytes.
     #[arg(long, default_value_t = context_reader::decode::process_ctx::DEFAULT_MAX_PAYLOAD)]
     max_payload: u32,
+    /// eBPF: longest collection window per snapshot (ends early once every thread was sampled).
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    duration: Duration,
+    /// eBPF: sampling frequency per CPU, in Hz.
+    #[arg(long, default_value_t = 99)]
+    frequency: u64,
     /// Also print the read plan (modules, symbols, access models, slot rules) on stderr.
     #[arg(long)]
     verbose: bool,
@@ -133,6 +139,10 @@ fn read(args: ReadArgs) -> ExitCode {
         },
         threads: args.threads.clone(),
         max_payload: args.max_payload,
+        ebpf: context_reader::backend::ebpf::EbpfOptions {
+            duration: args.duration,
+            frequency_hz: args.frequency,
+        },
         ..SnapshotOptions::default()
     };
     let mut session = match Session::new(pid, opts) {
@@ -151,7 +161,16 @@ fn read(args: ReadArgs) -> ExitCode {
         let (snapshot, stats) = match session.snapshot() {
             Ok(s) => s,
             Err(ReaderError::Interrupted) => return ExitCode::SUCCESS,
-            Err(e) => return fail(&e),
+            Err(e) => {
+                if args.verbose {
+                    if let ReaderError::Ebpf(ebpf) = &e {
+                        if let Some(log) = ebpf.verifier_log() {
+                            eprintln!("verifier log:\n{log}");
+                        }
+                    }
+                }
+                return fail(&e);
+            }
         };
         let mut out = std::io::stdout().lock();
         let printed = match args.format {
@@ -183,6 +202,21 @@ fn read(args: ReadArgs) -> ExitCode {
 }
 
 fn print_stats(stats: &SnapshotStats) {
+    if let Some(ebpf) = &stats.ebpf {
+        let k = &ebpf.kernel;
+        let cost = match k.mean_run_ns() {
+            Some(ns) => format!("{ns:.0} ns per program run over {} runs", k.run_count),
+            None => "program run time not available (BPF stats could not be enabled)".into(),
+        };
+        eprintln!(
+            "ebpf: {:.3} ms; samples {}, drops {}, stale thread pointers {}; {cost}",
+            stats.total.as_secs_f64() * 1e3,
+            k.samples,
+            k.drops,
+            ebpf.stale_tp
+        );
+        return;
+    }
     let mut windows = stats.stops.windows.clone();
     windows.sort();
     let median = windows.get(windows.len() / 2).copied().unwrap_or_default();
@@ -199,7 +233,7 @@ fn print_stats(stats: &SnapshotStats) {
 fn fail(e: &ReaderError) -> ExitCode {
     eprintln!("context-reader: {e}");
     ExitCode::from(match e {
-        ReaderError::BackendUnavailable(BackendKind::Ebpf) => EXIT_EBPF,
+        ReaderError::BackendUnavailable(BackendKind::Ebpf) | ReaderError::Ebpf(_) => EXIT_EBPF,
         _ => EXIT_TARGET,
     })
 }

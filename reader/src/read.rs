@@ -94,6 +94,19 @@ fn read_v1(
     }
 }
 
+/// `custom_labels_current_set_v2` points to the final 28-byte layout when the process context
+/// announces a final schema (R2/R3 writers), and to the 34-byte draft otherwise (R0/R1).
+pub fn effective_layout(layout: RecordLayout, keys: &ThreadKeyMap) -> RecordLayout {
+    let final_schema = keys
+        .schema_version
+        .as_deref()
+        .is_some_and(|s| FINAL_LAYOUT_SCHEMAS.contains(&s));
+    match layout {
+        RecordLayout::Draft if final_schema => RecordLayout::Otep4947,
+        l => l,
+    }
+}
+
 fn read_v2(
     mem: &dyn Memory,
     tp: u64,
@@ -101,17 +114,7 @@ fn read_v2(
     layout: RecordLayout,
     keys: &ThreadKeyMap,
 ) -> Decoded<ThreadContext> {
-    let layout = match layout {
-        RecordLayout::Draft
-            if keys
-                .schema_version
-                .as_deref()
-                .is_some_and(|s| FINAL_LAYOUT_SCHEMAS.contains(&s)) =>
-        {
-            RecordLayout::Otep4947
-        }
-        l => l,
-    };
+    let layout = effective_layout(layout, keys);
     match slot_value(mem, tp, slot, Format::V2) {
         Ok(Some(record)) if record != 0 => decode_record(mem, record, layout, &keys.keys),
         Ok(_) => Decoded::none(),

@@ -20,6 +20,8 @@ pub struct SnapshotOptions {
     pub threads: Option<Vec<i32>>,
     pub v1_limits: V1Limits,
     pub max_payload: u32,
+    #[cfg(feature = "ebpf")]
+    pub ebpf: crate::backend::ebpf::EbpfOptions,
     #[doc(hidden)]
     pub fault: Option<Fault>,
 }
@@ -31,6 +33,8 @@ impl Default for SnapshotOptions {
             threads: None,
             v1_limits: V1Limits::default(),
             max_payload: DEFAULT_MAX_PAYLOAD,
+            #[cfg(feature = "ebpf")]
+            ebpf: Default::default(),
             fault: None,
         }
     }
@@ -51,8 +55,11 @@ pub enum ReaderError {
     Interrupted,
     #[error("injected fault")]
     Injected,
-    #[error("the {0:?} backend is not available in this build")]
+    #[error("the {0:?} backend is not available in this build (built without the `ebpf` feature)")]
     BackendUnavailable(BackendKind),
+    #[cfg(feature = "ebpf")]
+    #[error("eBPF backend unavailable: {0}")]
+    Ebpf(#[from] crate::backend::ebpf::EbpfError),
 }
 
 /// What a snapshot cost.
@@ -60,6 +67,8 @@ pub enum ReaderError {
 pub struct SnapshotStats {
     pub total: Duration,
     pub stops: StopStats,
+    #[cfg(feature = "ebpf")]
+    pub ebpf: Option<crate::backend::ebpf::EbpfStats>,
 }
 
 pub struct Session {
@@ -131,6 +140,22 @@ impl Session {
                     Err(WalkError::Injected) => return Err(ReaderError::Injected),
                 }
             }
+            #[cfg(feature = "ebpf")]
+            BackendKind::Ebpf => {
+                let only = opts.threads.as_deref();
+                let (threads, ebpf_errors, ebpf_stats) = crate::backend::ebpf::snapshot_threads(
+                    pid,
+                    only,
+                    &plan,
+                    &keys,
+                    &opts.v1_limits,
+                    &opts.ebpf,
+                )?;
+                errors.extend(ebpf_errors);
+                stats.ebpf = Some(ebpf_stats);
+                threads
+            }
+            #[cfg(not(feature = "ebpf"))]
             BackendKind::Ebpf => return Err(ReaderError::BackendUnavailable(BackendKind::Ebpf)),
         };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {

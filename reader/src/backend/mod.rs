@@ -1,4 +1,6 @@
 //! Backends produce per-thread slot contents by executing a `ReadPlan`.
 
+#[cfg(feature = "ebpf")]
+pub mod ebpf;
 pub mod ptrace;
 pub mod sys;

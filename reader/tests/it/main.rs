@@ -2,5 +2,6 @@
 mod decode_process_ctx;
 mod decode_thread_ctx;
 mod decode_v1;
+mod ebpf;
 mod fixtures;
 mod ptrace;

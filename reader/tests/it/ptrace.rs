@@ -14,49 +14,74 @@ use serde_json::{json, Value};
 const C_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/c");
 
 #[derive(Clone, Copy, Debug)]
-enum Libc {
+pub enum Libc {
     Glibc,
     Musl,
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Placement {
+pub enum Placement {
     Executable,
     TlsdescDso,
 }
 
 fn compiler(libc: Libc) -> cc::Tool {
-    let target = if cfg!(target_arch = "aarch64") { "aarch64-unknown-linux-gnu" } else { "x86_64-unknown-linux-gnu" };
+    let target = if cfg!(target_arch = "aarch64") {
+        "aarch64-unknown-linux-gnu"
+    } else {
+        "x86_64-unknown-linux-gnu"
+    };
     let mut b = cc::Build::new();
-    b.target(target).host(target).opt_level(1).cargo_metadata(false).cargo_warnings(false);
+    b.target(target)
+        .host(target)
+        .opt_level(1)
+        .cargo_metadata(false)
+        .cargo_warnings(false);
     if let Libc::Musl = libc {
         b.compiler("musl-gcc");
     }
-    b.try_get_compiler().expect("a C compiler (run `cargo xtask setup` for musl-gcc)")
+    b.try_get_compiler()
+        .expect("a C compiler (run `cargo xtask setup` for musl-gcc)")
 }
 
 fn run(mut cmd: Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Builds the writer into a fresh directory and returns the executable's path.
-fn build_writer(dir: &Path, libc: Libc, placement: Placement) -> PathBuf {
+pub fn build_writer(dir: &Path, libc: Libc, placement: Placement) -> PathBuf {
     let tool = compiler(libc);
     let exe = dir.join(format!("w-{libc:?}-{placement:?}").to_lowercase());
     let mut link = tool.to_command();
-    link.args(["-g", "-pthread", "-o"]).arg(&exe).arg(format!("{C_DIR}/writer.c"));
+    link.args(["-g", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(format!("{C_DIR}/writer.c"));
     match placement {
         Placement::Executable => {
             link.arg(format!("{C_DIR}/ctx.c"));
-            for sym in ["custom_labels_current_set", "custom_labels_abi_version", "otel_thread_ctx_v1"] {
+            for sym in [
+                "custom_labels_current_set",
+                "custom_labels_abi_version",
+                "otel_thread_ctx_v1",
+            ] {
                 link.arg(format!("-Wl,--export-dynamic-symbol={sym}"));
             }
         }
         Placement::TlsdescDso => {
             let mut dso = tool.to_command();
-            let gnu2 = if cfg!(target_arch = "x86_64") { "-mtls-dialect=gnu2" } else { "-mtls-dialect=desc" };
-            dso.args(["-g", "-fPIC", "-shared", gnu2, "-o"]).arg(dir.join("libcustomlabels-it.so")).arg(format!("{C_DIR}/ctx.c"));
+            let gnu2 = if cfg!(target_arch = "x86_64") {
+                "-mtls-dialect=gnu2"
+            } else {
+                "-mtls-dialect=desc"
+            };
+            dso.args(["-g", "-fPIC", "-shared", gnu2, "-o"])
+                .arg(dir.join("libcustomlabels-it.so"))
+                .arg(format!("{C_DIR}/ctx.c"));
             run(dso);
             link.arg(format!("-L{}", dir.display()))
                 .arg("-lcustomlabels-it")
@@ -68,20 +93,35 @@ fn build_writer(dir: &Path, libc: Libc, placement: Placement) -> PathBuf {
 }
 
 /// A running writer, killed on drop.
-struct Writer {
+pub struct Writer {
     child: Child,
-    tids: Vec<i32>,
+    pub tids: Vec<i32>,
 }
 
 impl Writer {
-    fn start(exe: &Path) -> Writer {
-        let mut child = Command::new(exe).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn writer");
+    pub fn start(exe: &Path) -> Writer {
+        Self::start_with(exe, &[])
+    }
+    pub fn start_with(exe: &Path, args: &[&str]) -> Writer {
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn writer");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("READY line");
-        let tids = line.strip_prefix("READY ").expect("READY line").split_whitespace().map(|t| t.parse().unwrap()).collect();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("READY line");
+        let tids = line
+            .strip_prefix("READY ")
+            .expect("READY line")
+            .split_whitespace()
+            .map(|t| t.parse().unwrap())
+            .collect();
         Writer { child, tids }
     }
-    fn pid(&self) -> i32 {
+    pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 }
@@ -94,7 +134,7 @@ impl Drop for Writer {
 }
 
 /// What writer.c documents that it publishes.
-fn expected(pid: i32, tids: &[i32], name: &str) -> Value {
+pub fn expected(pid: i32, tids: &[i32], name: &str) -> Value {
     let worker = |i: i32, tid: i32| {
         json!({
             "tid": tid, "name": name,
@@ -113,7 +153,11 @@ fn expected(pid: i32, tids: &[i32], name: &str) -> Value {
         })
     };
     let mut threads = vec![json!({"tid": pid, "name": name, "v1": null, "v2": null, "errors": []})];
-    threads.extend(tids.iter().enumerate().map(|(i, t)| worker(i as i32 + 1, *t)));
+    threads.extend(
+        tids.iter()
+            .enumerate()
+            .map(|(i, t)| worker(i as i32 + 1, *t)),
+    );
     threads.sort_by_key(|t| t["tid"].as_i64());
     json!({
         "pid": pid,
@@ -141,11 +185,21 @@ fn snapshot_equals_what_the_writer_published(#[case] libc: Libc, #[case] placeme
     let dir = tempfile::tempdir().unwrap();
     let exe = build_writer(dir.path(), libc, placement);
     let writer = Writer::start(&exe);
-    let mut got = take_snapshot(writer.pid(), &SnapshotOptions::default()).expect("snapshot").to_json();
+    let mut got = take_snapshot(writer.pid(), &SnapshotOptions::default())
+        .expect("snapshot")
+        .to_json();
     // The one field the writer cannot know in advance; checked for presence.
-    let published = got["process_context"].as_object_mut().and_then(|pc| pc.remove("published_at_ns"));
+    let published = got["process_context"]
+        .as_object_mut()
+        .and_then(|pc| pc.remove("published_at_ns"));
     assert!(published.and_then(|v| v.as_u64()).is_some_and(|t| t > 0));
-    let name: String = exe.file_name().unwrap().to_string_lossy().chars().take(15).collect();
+    let name: String = exe
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect();
     let want = expected(writer.pid(), &writer.tids, &name);
     assert_eq!(got, want, "\n got: {got:#}\nwant: {want:#}");
 }
@@ -155,12 +209,21 @@ fn stopped_or_traced_threads(pid: i32) -> Vec<String> {
     let mut bad = Vec::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let tid = entry.unwrap().file_name().to_string_lossy().into_owned();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
         let field = |name: &str| {
-            status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default()
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
         };
         if field("TracerPid:") != "0" || field("State:").starts_with('t') {
-            bad.push(format!("{tid}: State {} TracerPid {}", field("State:"), field("TracerPid:")));
+            bad.push(format!(
+                "{tid}: State {} TracerPid {}",
+                field("State:"),
+                field("TracerPid:")
+            ));
         }
     }
     bad
@@ -171,14 +234,27 @@ fn stopped_or_traced_threads(pid: i32) -> Vec<String> {
 #[case::panic(Fault::PanicAt(1))]
 fn threads_run_again_after_a_snapshot_fails_half_way(#[case] fault: Fault) {
     let dir = tempfile::tempdir().unwrap();
-    let writer = Writer::start(&build_writer(dir.path(), Libc::Glibc, Placement::Executable));
-    let opts = SnapshotOptions { fault: Some(fault), ..SnapshotOptions::default() };
+    let writer = Writer::start(&build_writer(
+        dir.path(),
+        Libc::Glibc,
+        Placement::Executable,
+    ));
+    let opts = SnapshotOptions {
+        fault: Some(fault),
+        ..SnapshotOptions::default()
+    };
     let outcome = std::panic::catch_unwind(|| take_snapshot(writer.pid(), &opts));
     match fault {
-        Fault::ErrorAt(_) => assert!(matches!(outcome, Ok(Err(context_reader::ReaderError::Injected)))),
+        Fault::ErrorAt(_) => assert!(matches!(
+            outcome,
+            Ok(Err(context_reader::ReaderError::Injected))
+        )),
         Fault::PanicAt(_) => assert!(outcome.is_err(), "the injected panic propagates"),
     }
-    assert_eq!(stopped_or_traced_threads(writer.pid()), Vec::<String>::new());
+    assert_eq!(
+        stopped_or_traced_threads(writer.pid()),
+        Vec::<String>::new()
+    );
     // And the process can be read again: nothing is still attached.
     let again = take_snapshot(writer.pid(), &SnapshotOptions::default()).expect("second snapshot");
     assert_eq!(again.threads.len(), 3);

@@ -2,7 +2,7 @@
  * and an OTEP 4719 process context, prints "READY <tid> <tid>" and parks until stdin EOF.
  * Thread i (1, 2) has labels {"worker": "w<i>", "customer": "acme"} and a record with
  * trace id bytes i,i,..., span id 0xa0+i..., flags 1, attributes {0: "/api/<i>", 1: "u<i>"}.
- * The main thread publishes nothing. */
+ * The main thread publishes nothing. With --busy the workers spin on CPU (for sampling backends). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
@@ -64,6 +64,8 @@ static void publish_process_context(void) {
 }
 
 static pthread_barrier_t ready, done_barrier;
+static int busy;
+static volatile int stopping;
 static pid_t tids[2];
 
 static cl_string str(const char *s) { cl_string r = { strlen(s), (const unsigned char *)strdup(s) }; return r; }
@@ -90,11 +92,13 @@ static void *worker(void *arg) {
     it_set_context(set, rec);
     tids[i - 1] = (pid_t)syscall(SYS_gettid);
     pthread_barrier_wait(&ready);
+    while (busy && !stopping) {}
     pthread_barrier_wait(&done_barrier);
     return NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) busy |= strcmp(argv[i], "--busy") == 0;
     publish_process_context();
     pthread_barrier_init(&ready, NULL, 3);
     pthread_barrier_init(&done_barrier, NULL, 3);
@@ -105,6 +109,7 @@ int main(void) {
     fflush(stdout);
     char c;
     while (read(0, &c, 1) > 0) {}
+    stopping = 1;
     pthread_barrier_wait(&done_barrier);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     return 0;

@@ -1,0 +1,78 @@
+//! The eBPF backend over a live, busy writer: the snapshot must equal what the writer published,
+//! and equal the ptrace snapshot of the same process, thread by thread (needs root).
+
+use context_reader::snapshot::BackendKind;
+use context_reader::{take_snapshot, SnapshotOptions};
+use serde_json::Value;
+
+use crate::ptrace::{build_writer, expected, Libc, Placement, Writer};
+
+/// Drops `published_at_ns` (unknowable in advance) and error details (free text), keeping kinds.
+fn comparable(mut v: Value) -> Value {
+    if let Some(pc) = v["process_context"].as_object_mut() {
+        pc.remove("published_at_ns");
+    }
+    for t in v["threads"].as_array_mut().into_iter().flatten() {
+        for e in t["errors"].as_array_mut().into_iter().flatten() {
+            e.as_object_mut().map(|o| o.remove("detail"));
+        }
+    }
+    v
+}
+
+#[rstest::rstest]
+#[case::glibc_executable(Libc::Glibc, Placement::Executable)]
+#[case::glibc_tlsdesc_dso(Libc::Glibc, Placement::TlsdescDso)]
+#[case::musl_executable(Libc::Musl, Placement::Executable)]
+#[case::musl_tlsdesc_dso(Libc::Musl, Placement::TlsdescDso)]
+fn ebpf_snapshot_equals_what_was_published_and_the_ptrace_snapshot(
+    #[case] libc: Libc,
+    #[case] placement: Placement,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_writer(dir.path(), libc, placement);
+    let writer = Writer::start_with(&exe, &["--busy"]);
+    let opts = SnapshotOptions {
+        backend: BackendKind::Ebpf,
+        ..SnapshotOptions::default()
+    };
+    let ebpf = comparable(
+        take_snapshot(writer.pid(), &opts)
+            .expect("ebpf snapshot")
+            .to_json(),
+    );
+
+    let name: String = exe
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect();
+    let mut want = expected(writer.pid(), &writer.tids, &name);
+    want["backend"] = "ebpf".into();
+    // The main thread blocks on stdin, so a sampler never sees it on CPU.
+    for t in want["threads"].as_array_mut().unwrap() {
+        if t["tid"] == writer.pid() {
+            t["errors"] = serde_json::json!([{"format": "tls", "kind": "not_sampled"}]);
+        }
+    }
+    assert_eq!(ebpf, want, "\n got: {ebpf:#}\nwant: {want:#}");
+
+    let mut ptrace = comparable(
+        take_snapshot(writer.pid(), &SnapshotOptions::default())
+            .unwrap()
+            .to_json(),
+    );
+    ptrace["backend"] = "ebpf".into();
+    for (e, p) in ebpf["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(ptrace["threads"].as_array().unwrap())
+    {
+        if e["tid"] != writer.pid() {
+            assert_eq!(e, p, "thread {} differs between backends", e["tid"]);
+        }
+    }
+}
