@@ -47,6 +47,11 @@ impl Options {
                 options.scenario = name.to_owned();
             }
         }
+        // `--scenario churn` (the conformance matrix's name) is `basic` with `--churn`.
+        if options.scenario == "churn" {
+            options.scenario = "basic".to_owned();
+            options.churn = true;
+        }
         options
     }
 }
@@ -352,6 +357,8 @@ mod tests {
         assert_eq!(Options::parse(args(&["--scenario", "duplicates"])).scenario, "duplicates");
         assert_eq!(Options::parse(args(&["--scenario=detached", "--churn"])).scenario, "detached");
         assert!(Options::parse(args(&["--churn"])).churn);
+        let churn = Options::parse(args(&["--scenario", "churn"]));
+        assert_eq!((churn.scenario.as_str(), churn.churn), ("basic", true));
     }
 
     #[test]
