@@ -196,7 +196,14 @@ pub fn decode_payload(bytes: &[u8]) -> Result<(Vec<KeyValueMsg>, Vec<KeyValueMsg
             return Ok((r.attributes, Vec::new()));
         }
     }
-    let msg = ProcessContextMsg::decode(bytes).map_err(|e| e.to_string())?;
+    // Try both (formats.md 3.5): a payload that only parses as a `Resource` is a bare Resource even
+    // when a key is not printable (the heuristic above only settles payloads that parse as both).
+    let msg = match ProcessContextMsg::decode(bytes) {
+        Ok(msg) => msg,
+        Err(e) => {
+            return ResourceMsg::decode(bytes).map(|r| (r.attributes, Vec::new())).map_err(|_| e.to_string())
+        }
+    };
     Ok((
         msg.resource.map(|r| r.attributes).unwrap_or_default(),
         msg.attributes,

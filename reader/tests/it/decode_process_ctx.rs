@@ -380,6 +380,33 @@ fn worked_example_through_the_mapping_reader() {
     assert_eq!(c.context.attributes, Map::new());
 }
 
+/// The same attributes as a bare `Resource` (pre-2026-02-18) and wrapped in a `ProcessContext`
+/// decode to the same resource; only the wrapped form can carry attributes.
+#[rstest]
+#[case::one_key(vec![kv_str("service.name", "checkout")])]
+#[case::seven_standard_keys(vec![
+    kv_str("deployment.environment.name", "prod"),
+    kv_str("service.instance.id", "123e4567-e89b-12d3-a456-426614174000"),
+    kv_str("service.name", "checkout"),
+    kv_str("service.version", "1.2.3"),
+    kv_str("telemetry.sdk.language", "cpp"),
+    kv_str("telemetry.sdk.name", "sig-profiling"),
+    kv_str("telemetry.sdk.version", "1.0.0"),
+])]
+#[case::non_string_values(vec![kv("process.pid", av_int(7)), kv("flag", av(any_value::Value::BoolValue(true)))])]
+#[case::non_ascii_key(vec![kv_str("clé", "v"), kv_str("service.name", "s")])]
+#[case::key_with_a_control_character(vec![kv_str("service.name", "s"), kv_str("odd\tkey", "v")])]
+fn bare_resource_and_wrapped_resource_agree(#[case] resource: Vec<KeyValueMsg>) {
+    let expected = Value::Object(to_json_map(&resource));
+    let (r, a) = decode_payload(&bare_resource_payload(resource.clone())).expect("bare Resource decodes");
+    assert_eq!(Value::Object(to_json_map(&r)), expected, "bare Resource");
+    assert_eq!(a, vec![]);
+    let (r, a) =
+        decode_payload(&process_context_payload(resource, vec![kv_str("x", "y")])).expect("ProcessContext decodes");
+    assert_eq!(Value::Object(to_json_map(&r)), expected, "wrapped");
+    assert_eq!(Value::Object(to_json_map(&a)), json!({"x": "y"}));
+}
+
 #[test]
 fn process_context_wrapping_the_same_resource() {
     // ProcessContext{resource = 1 (the worked example's Resource bytes)} = 0a 27 <worked example>.
