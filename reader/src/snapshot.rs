@@ -138,18 +138,35 @@ pub enum Attribute {
     Unnamed { key_index: u8, value: Bytes },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Serialised by hand: `root_span_id` is a field of every draft record (null when all-zero,
+/// like the other ids) and absent for OTEP 4947; `trace_flags` only when present.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ThreadContext {
     pub layout: ThreadContextLayout,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
-    /// Only the draft layout carries a root span id.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Only the draft layout carries a root span id (`None` there = all-zero).
     pub root_span_id: Option<String>,
     /// Only the OTEP 4947 layout carries trace flags.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_flags: Option<u8>,
     pub attributes: Vec<Attribute>,
+}
+
+impl Serialize for ThreadContext {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("layout", &self.layout)?;
+        m.serialize_entry("trace_id", &self.trace_id)?;
+        m.serialize_entry("span_id", &self.span_id)?;
+        if self.layout == ThreadContextLayout::Draft || self.root_span_id.is_some() {
+            m.serialize_entry("root_span_id", &self.root_span_id)?;
+        }
+        if let Some(flags) = self.trace_flags {
+            m.serialize_entry("trace_flags", &flags)?;
+        }
+        m.serialize_entry("attributes", &self.attributes)?;
+        m.end()
+    }
 }
 
 /// Context found in a second (or later) module that also defines a context symbol.
