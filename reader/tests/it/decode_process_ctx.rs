@@ -398,11 +398,12 @@ fn worked_example_through_the_mapping_reader() {
 #[case::key_with_a_control_character(vec![kv_str("service.name", "s"), kv_str("odd\tkey", "v")])]
 fn bare_resource_and_wrapped_resource_agree(#[case] resource: Vec<KeyValueMsg>) {
     let expected = Value::Object(to_json_map(&resource));
-    let (r, a) = decode_payload(&bare_resource_payload(resource.clone())).expect("bare Resource decodes");
+    let (r, a) =
+        decode_payload(&bare_resource_payload(resource.clone())).expect("bare Resource decodes");
     assert_eq!(Value::Object(to_json_map(&r)), expected, "bare Resource");
     assert_eq!(a, vec![]);
-    let (r, a) =
-        decode_payload(&process_context_payload(resource, vec![kv_str("x", "y")])).expect("ProcessContext decodes");
+    let (r, a) = decode_payload(&process_context_payload(resource, vec![kv_str("x", "y")]))
+        .expect("ProcessContext decodes");
     assert_eq!(Value::Object(to_json_map(&r)), expected, "wrapped");
     assert_eq!(Value::Object(to_json_map(&a)), json!({"x": "y"}));
 }

@@ -5,8 +5,6 @@
 //! Every layout here is written from formats.md (sections 1.5, 2.3, 3.2, 3.5), never from the
 //! decoders, so the tests check the decoders against the spec.
 
-#![allow(dead_code)]
-
 use std::cell::Cell;
 
 use context_reader::decode::proto::{
