@@ -893,6 +893,34 @@ proptest! {
         }
     }
 
+    /// Seqlock model: a writer that is mid-update for the first `zero_reads` timestamp reads and
+    /// republishes during the first `changes` ones. Whatever the reader returns, it never returns a
+    /// context unless the timestamp before and after the copy agreed: then it is the stable
+    /// publication `base + changes` with the right payload; otherwise in-progress (only if it saw
+    /// 0) or a contended error.
+    #[test]
+    fn seqlock_model(changes in 0u64..24, zero_reads in 0u64..24) {
+        let payload = simple_payload();
+        let (mem, start) = image_with(&CtxHeader::for_payload(&payload, TS), &payload);
+        let mem = TimestampMemory {
+            inner: mem,
+            ts_addr: start + 16,
+            base: TS,
+            changes,
+            zero_reads,
+            touches: std::cell::Cell::new(0),
+        };
+        match read_mapping(&mem, start, MEMFD, DEFAULT_MAX_PAYLOAD) {
+            MappingRead::Context(c) => {
+                prop_assert_eq!(c.context.published_at_ns, TS + changes);
+                prop_assert_eq!(&c.context.resource["service.name"], &json!("checkout"));
+            }
+            MappingRead::InProgress => prop_assert!(zero_reads > 0),
+            MappingRead::Error(e) => prop_assert_eq!(e.kind, ErrorKind::Contended),
+            other => prop_assert!(false, "unexpected {:?}", other),
+        }
+    }
+
     /// Arbitrary headers (any version, size, timestamp, payload pointer) and payload bytes:
     /// `read_mapping` never panics, terminates quickly, never reads more than the header or
     /// `payload_size` (when within the limit) at once.
