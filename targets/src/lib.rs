@@ -52,6 +52,8 @@ impl Backend {
 pub enum WriterKind {
     C,
     Rust,
+    /// A program given with `--external`.
+    External,
 }
 
 /// One target variant: a program that speaks the target protocol.
@@ -192,4 +194,22 @@ pub fn catalogue() -> Vec<Variant> {
     let mut all = c_variants();
     all.extend(rust_variants().unwrap_or_else(|e| panic!("Rust target catalogue: {e}")));
     all
+}
+
+/// A variant for a program given on the command line (`--external`): no catalogue data, all
+/// scenarios decided by the program itself, ptrace and eBPF both apply.
+pub fn external_variant(program: &str) -> Variant {
+    Variant {
+        name: program.to_string(),
+        kind: WriterKind::External,
+        executable: PathBuf::from(program),
+        args: Vec::new(),
+        env: Vec::new(),
+        scenarios: Vec::new(),
+        formats: Vec::new(),
+        backends: vec![Backend::Ptrace, Backend::Ebpf],
+        ebpf_excluded: Vec::new(),
+        tls_block: None,
+        properties: serde_json::Value::Null,
+    }
 }
