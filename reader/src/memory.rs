@@ -75,11 +75,19 @@ impl ImageMemory {
     }
 
     /// Maps `bytes` at `addr`, replacing whatever overlapping bytes were there before.
+    ///
+    /// # Panics
+    /// If the region would reach past the last address (`addr + len > u64::MAX`): such an
+    /// image cannot be addressed, so it is a bug in the test that builds it.
     pub fn insert(&mut self, addr: u64, bytes: impl Into<Vec<u8>>) -> &mut Self {
         let bytes = bytes.into();
         if bytes.is_empty() {
             return self;
         }
+        assert!(
+            addr.checked_add(bytes.len() as u64).is_some(),
+            "region at {addr:#x} ends past u64::MAX"
+        );
         // Overlay on existing content so later inserts win byte by byte.
         let end = addr.saturating_add(bytes.len() as u64);
         let mut merged_start = addr;

@@ -62,7 +62,8 @@ impl ProcessContextHeader {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ThreadKeyMap {
     pub schema_version: Option<String>,
-    pub keys: Vec<Bytes>,
+    /// Position i names key index i; `None` where the writer left a gap or a non-string.
+    pub keys: Vec<Option<Bytes>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -201,7 +202,9 @@ pub fn decode_payload(bytes: &[u8]) -> Result<(Vec<KeyValueMsg>, Vec<KeyValueMsg
     let msg = match ProcessContextMsg::decode(bytes) {
         Ok(msg) => msg,
         Err(e) => {
-            return ResourceMsg::decode(bytes).map(|r| (r.attributes, Vec::new())).map_err(|_| e.to_string())
+            return ResourceMsg::decode(bytes)
+                .map(|r| (r.attributes, Vec::new()))
+                .map_err(|_| e.to_string())
         }
     };
     Ok((
@@ -244,8 +247,8 @@ pub fn key_map(attributes: &[KeyValueMsg], resource: &[KeyValueMsg]) -> ThreadKe
             .iter()
             .take(MAX_KEY_MAP_LEN)
             .map(|v| match &v.value {
-                Some(any_value::Value::StringValue(s)) => Bytes(s.clone()),
-                _ => Bytes(Vec::new()),
+                Some(any_value::Value::StringValue(s)) => Some(Bytes(s.clone())),
+                _ => None,
             })
             .collect(),
         Some(any_value::Value::KvlistValue(l)) => {
@@ -261,12 +264,12 @@ pub fn key_map(attributes: &[KeyValueMsg], resource: &[KeyValueMsg]) -> ThreadKe
                     continue;
                 }
                 if keys.len() <= index {
-                    keys.resize(index + 1, Bytes(Vec::new()));
+                    keys.resize(index + 1, None);
                 }
                 if let Some(any_value::Value::StringValue(s)) =
                     kv.value.as_ref().and_then(|v| v.value.as_ref())
                 {
-                    keys[index] = Bytes(s.clone());
+                    keys[index] = Some(Bytes(s.clone()));
                 }
             }
             keys

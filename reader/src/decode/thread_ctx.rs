@@ -37,7 +37,7 @@ pub fn decode_record(
     mem: &dyn Memory,
     record: u64,
     layout: RecordLayout,
-    key_map: &[Bytes],
+    key_map: &[Option<Bytes>],
 ) -> Decoded<ThreadContext> {
     match layout {
         RecordLayout::Otep4947 => decode_otep(mem, record, key_map),
@@ -45,7 +45,7 @@ pub fn decode_record(
     }
 }
 
-fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<ThreadContext> {
+fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Option<Bytes>]) -> Decoded<ThreadContext> {
     let mut header = [0u8; OTEP_HEADER_SIZE];
     if let Err(e) = mem.read(record, &mut header) {
         return Decoded::err(err(ErrorKind::Unreadable, format!("record header: {e}")));
@@ -105,7 +105,11 @@ fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<Thre
     }
 }
 
-fn decode_draft(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<ThreadContext> {
+fn decode_draft(
+    mem: &dyn Memory,
+    record: u64,
+    key_map: &[Option<Bytes>],
+) -> Decoded<ThreadContext> {
     let mut header = [0u8; DRAFT_HEADER_SIZE];
     if let Err(e) = mem.read(record, &mut header) {
         return Decoded::err(err(
@@ -169,19 +173,21 @@ fn decode_draft(mem: &dyn Memory, record: u64, key_map: &[Bytes]) -> Decoded<Thr
     }
 }
 
-fn name_attributes(entries: BTreeMap<u8, Vec<u8>>, key_map: &[Bytes]) -> Vec<Attribute> {
+fn name_attributes(entries: BTreeMap<u8, Vec<u8>>, key_map: &[Option<Bytes>]) -> Vec<Attribute> {
     let mut attrs: Vec<Attribute> = entries
         .into_iter()
-        .map(|(index, value)| match key_map.get(index as usize) {
-            Some(key) => Attribute::Named {
-                key: key.clone(),
-                value: Bytes(value),
+        .map(
+            |(index, value)| match key_map.get(index as usize).and_then(Option::as_ref) {
+                Some(key) => Attribute::Named {
+                    key: key.clone(),
+                    value: Bytes(value),
+                },
+                None => Attribute::Unnamed {
+                    key_index: index,
+                    value: Bytes(value),
+                },
             },
-            None => Attribute::Unnamed {
-                key_index: index,
-                value: Bytes(value),
-            },
-        })
+        )
         .collect();
     sort_attributes(&mut attrs);
     attrs

@@ -17,6 +17,9 @@ pub const V0_INLINE_SIZE: usize = 16;
 
 const _: () = assert!(LABEL_SIZE == 32);
 
+/// Upper bound of one storage-array read, whatever `V1Limits` says.
+const MAX_ARRAY_BYTES: u64 = 1 << 30;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct V1Limits {
     pub max_labels: u64,
@@ -99,8 +102,19 @@ fn decode_entries(
         ));
         return done(labels, errors);
     }
-    // One read for the whole array: the thread is stopped, so it is consistent.
-    let entries = match mem.read_vec(storage, (readable * LABEL_SIZE) as usize) {
+    // One read for the whole array: the thread is stopped, so it is consistent. The product
+    // cannot overflow with sane limits, but limits are configurable.
+    let Some(array_len) = readable
+        .checked_mul(LABEL_SIZE)
+        .filter(|n| *n <= MAX_ARRAY_BYTES)
+    else {
+        errors.push(err(
+            ErrorKind::TooLarge,
+            format!("{readable} labels do not fit in one read"),
+        ));
+        return done(labels, errors);
+    };
+    let entries = match mem.read_vec(storage, array_len as usize) {
         Ok(v) => v,
         Err(e) => {
             errors.push(err(ErrorKind::Unreadable, format!("label storage: {e}")));

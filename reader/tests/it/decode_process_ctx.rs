@@ -119,7 +119,10 @@ fn well_formed_context() {
     );
     assert_eq!(
         c.key_map.keys,
-        vec![Bytes::from("http.route"), Bytes::from("user.id")]
+        vec![
+            Some(Bytes::from("http.route")),
+            Some(Bytes::from("user.id"))
+        ]
     );
     assert_eq!(c.key_map.schema_version.as_deref(), Some("tlsdesc_v1_dev"));
 }
@@ -607,7 +610,7 @@ fn kvs_of(payload: &[u8]) -> (Vec<KeyValueMsg>, Vec<KeyValueMsg>) {
     decode_payload(payload).expect("payload decodes")
 }
 
-fn key_names(payload: &[u8]) -> Vec<Bytes> {
+fn key_names(payload: &[u8]) -> Vec<Option<Bytes>> {
     let (r, a) = kvs_of(payload);
     key_map(&a, &r).keys
 }
@@ -629,9 +632,9 @@ fn key_map_from_process_context_attributes(#[case] schema: &str) {
     assert_eq!(
         m.keys,
         vec![
-            Bytes::from("http.route"),
-            Bytes::from("user.id"),
-            Bytes::from("http.method")
+            Some(Bytes::from("http.route")),
+            Some(Bytes::from("user.id")),
+            Some(Bytes::from("http.method"))
         ]
     );
 }
@@ -653,18 +656,18 @@ fn key_map_falls_back_to_resource_attributes_of_older_writers() {
     );
     assert_eq!(
         key_map(&a, &r).keys,
-        vec![Bytes::from("a"), Bytes::from("b")]
+        vec![Some(Bytes::from("a")), Some(Bytes::from("b"))]
     );
     // R3 era: wrapped, but keys still in the resource.
     let payload = process_context_payload(vec![key_map_array(&["c"])], vec![]);
-    assert_eq!(key_names(&payload), vec![Bytes::from("c")]);
+    assert_eq!(key_names(&payload), vec![Some(Bytes::from("c"))]);
 }
 
 #[test]
 fn key_map_in_attributes_wins_over_resource() {
     let payload =
         process_context_payload(vec![key_map_array(&["old"])], vec![key_map_array(&["new"])]);
-    assert_eq!(key_names(&payload), vec![Bytes::from("new")]);
+    assert_eq!(key_names(&payload), vec![Some(Bytes::from("new"))]);
 }
 
 #[test]
@@ -673,7 +676,7 @@ fn key_map_repeated_key_last_wins() {
         vec![],
         vec![key_map_array(&["first"]), key_map_array(&["last"])],
     );
-    assert_eq!(key_names(&payload), vec![Bytes::from("last")]);
+    assert_eq!(key_names(&payload), vec![Some(Bytes::from("last"))]);
 }
 
 #[test]
@@ -691,7 +694,10 @@ fn r1_kvlist_key_map_with_integer_schema_version() {
     let m = key_map(&a, &r);
     assert_eq!(
         m.keys,
-        vec![Bytes::from("http.route"), Bytes::from("user.id")]
+        vec![
+            Some(Bytes::from("http.route")),
+            Some(Bytes::from("user.id"))
+        ]
     );
     assert!(
         m.schema_version.is_some(),
@@ -712,7 +718,7 @@ fn key_map_ignores_non_decimal_kvlist_keys() {
             ]),
         )],
     );
-    assert_eq!(key_names(&payload), vec![Bytes::from("a")]);
+    assert_eq!(key_names(&payload), vec![Some(Bytes::from("a"))]);
 }
 
 #[test]
@@ -731,7 +737,7 @@ fn key_map_is_capped_at_256_entries() {
     let payload = process_context_payload(vec![], vec![key_map_array(&refs)]);
     let keys = key_names(&payload);
     assert_eq!(keys.len(), 256, "key indices are u8");
-    assert_eq!(keys[255], Bytes::from("k255"));
+    assert_eq!(keys[255], Some(Bytes::from("k255")));
 }
 
 /// An index the key map does not name (a gap in an R1 KvList map, a non-string array element)

@@ -20,15 +20,15 @@ use crate::fixtures::{
     UNMAPPED, W3C_SPAN_ID, W3C_SPAN_ID_HEX, W3C_TRACE_ID, W3C_TRACE_ID_HEX,
 };
 
-fn keys(names: &[&str]) -> Vec<Bytes> {
-    names.iter().map(|n| Bytes::from(*n)).collect()
+fn keys(names: &[&str]) -> Vec<Option<Bytes>> {
+    names.iter().map(|n| Some(Bytes::from(*n))).collect()
 }
 
-fn default_keys() -> Vec<Bytes> {
+fn default_keys() -> Vec<Option<Bytes>> {
     keys(&["http.route", "user.id", "http.method"])
 }
 
-fn decode_otep(rec: &OtepRecord, key_map: &[Bytes]) -> Decoded<ThreadContext> {
+fn decode_otep(rec: &OtepRecord, key_map: &[Option<Bytes>]) -> Decoded<ThreadContext> {
     let mut img = ImageBuilder::new();
     let addr = img.otep_record(rec);
     let mem = img.build();
@@ -106,7 +106,7 @@ fn attribute_entries(#[case] attrs: Vec<u8>, #[case] expected: Value) {
 
 #[test]
 fn key_map_names_that_are_not_utf8_are_hex() {
-    let key_map = vec![Bytes(b"k\xff".to_vec())];
+    let key_map = vec![Some(Bytes(b"k\xff".to_vec()))];
     let d = decode_otep(&OtepRecord::new(entry(0, b"v")), &key_map);
     assert_eq!(
         attrs_json(&d),
@@ -364,7 +364,7 @@ fn draft(valid: u8, count: u8, attrs: Vec<u8>) -> DraftRecord {
     }
 }
 
-fn decode_draft(rec: &DraftRecord, key_map: &[Bytes]) -> Decoded<ThreadContext> {
+fn decode_draft(rec: &DraftRecord, key_map: &[Option<Bytes>]) -> Decoded<ThreadContext> {
     let mut img = ImageBuilder::new();
     let addr = img.draft_record(rec);
     let mem = img.build();
@@ -554,7 +554,7 @@ proptest! {
         let mut img = ImageBuilder::new();
         let addr = img.alloc(&rec);
         let mem = CountingMemory::new(img.build());
-        let key_map: Vec<Bytes> = (0..n_keys).map(|i| Bytes(format!("k{i}").into_bytes())).collect();
+        let key_map: Vec<Option<Bytes>> = (0..n_keys).map(|i| Some(Bytes(format!("k{i}").into_bytes()))).collect();
         let d = decode_record(&mem, addr, RecordLayout::Otep4947, &key_map);
         prop_assert!(mem.largest_read.get() <= 65535 + 28);
         prop_assert!(mem.reads.get() <= 3);
@@ -586,7 +586,7 @@ proptest! {
         let cut = cut_seed.index(attrs.len() + 1);
         let mut rec = OtepRecord::new(attrs.clone());
         rec.attrs_data_size = Some(cut as u16);
-        let key_map: Vec<Bytes> = names.iter().map(|n| Bytes(n.clone())).collect();
+        let key_map: Vec<Option<Bytes>> = names.iter().map(|n| Some(Bytes(n.clone()))).collect();
 
         let mut last: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
         let mut at = 0;
@@ -600,7 +600,7 @@ proptest! {
         let mut named: Vec<Attribute> = Vec::new();
         let mut unnamed: Vec<Attribute> = Vec::new();
         for (i, v) in last {
-            match key_map.get(i as usize) {
+            match key_map.get(i as usize).and_then(Option::as_ref) {
                 Some(k) => named.push(Attribute::Named { key: k.clone(), value: Bytes(v) }),
                 None => unnamed.push(Attribute::Unnamed { key_index: i, value: Bytes(v) }),
             }
@@ -635,7 +635,7 @@ proptest! {
         let addr = img.alloc(&rec);
         let mem = CountingMemory::new(img.build());
         let started = Instant::now();
-        let d = decode_record(&mem, addr, RecordLayout::Draft, &[Bytes::from("k")]);
+        let d = decode_record(&mem, addr, RecordLayout::Draft, &[Some(Bytes::from("k"))]);
         prop_assert!(started.elapsed() < Duration::from_secs(2));
         prop_assert!(mem.largest_read.get() <= 255.max(34));
         prop_assert!(mem.reads.get() <= 2 + 2 * 255);
