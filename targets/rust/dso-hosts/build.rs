@@ -4,8 +4,14 @@
 fn main() {
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     // OUT_DIR = <target>/[<triple>/]<profile>/build/<package>-<hash>/out
-    let profile_dir = out_dir.ancestors().nth(3).expect("profile directory above OUT_DIR");
-    println!("cargo:rustc-link-arg-bins=-L{}", profile_dir.join("deps").display());
+    let profile_dir = out_dir
+        .ancestors()
+        .nth(3)
+        .expect("profile directory above OUT_DIR");
+    println!(
+        "cargo:rustc-link-arg-bins=-L{}",
+        profile_dir.join("deps").display()
+    );
     println!("cargo:rustc-link-arg-bins=-Wl,--no-as-needed");
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,$ORIGIN:$ORIGIN/deps");
     for (bin, library) in [

@@ -4,7 +4,11 @@
 fn main() {
     let out_dir = std::env::var("OUT_DIR").expect("OUT_DIR");
     let script = std::path::Path::new(&out_dir).join("context-symbols.map");
-    std::fs::write(&script, "{ global: otel_thread_ctx_v1; };\n").expect("writing the version script");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={}", script.display());
+    std::fs::write(&script, "{ global: otel_thread_ctx_v1; };\n")
+        .expect("writing the version script");
+    println!(
+        "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
+        script.display()
+    );
     println!("cargo:rerun-if-changed=build.rs");
 }

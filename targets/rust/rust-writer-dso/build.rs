@@ -10,6 +10,9 @@ fn main() {
         "{ global: custom_labels_current_set; custom_labels_abi_version; otel_thread_ctx_v1; };\n",
     )
     .expect("writing the version script");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={}", script.display());
+    println!(
+        "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
+        script.display()
+    );
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -2,7 +2,11 @@
 //! `global_asm!`, src/tls.rs) and links the `-bfd` binary with GNU ld instead of rustup's LLD.
 
 fn main() {
-    for symbol in ["custom_labels_current_set", "custom_labels_abi_version", "otel_thread_ctx_v1"] {
+    for symbol in [
+        "custom_labels_current_set",
+        "custom_labels_abi_version",
+        "otel_thread_ctx_v1",
+    ] {
         println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol={symbol}");
     }
     // rustc passes `-fuse-ld=lld` first; a later `-fuse-ld=bfd` wins with gcc as the driver.

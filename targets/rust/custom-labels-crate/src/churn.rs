@@ -22,7 +22,10 @@ pub fn step(counter: u64) {
     unsafe {
         let fresh = sys::new(2);
         assert!(!fresh.is_null(), "custom_labels_new failed");
-        for (key, value) in [("churn.counter".as_bytes(), count.as_bytes()), (b"churn.double", double.as_bytes())] {
+        for (key, value) in [
+            ("churn.counter".as_bytes(), count.as_bytes()),
+            (b"churn.double", double.as_bytes()),
+        ] {
             let errno = sys::set(fresh, key.into(), value.into(), null_mut());
             assert_eq!(errno, 0, "custom_labels_set failed");
         }

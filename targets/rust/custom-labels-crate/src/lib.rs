@@ -16,12 +16,16 @@ type Labels = Vec<(Vec<u8>, Vec<u8>)>;
 fn expect_after_sets(labels: &Labels) -> Value {
     let mut remaining: Vec<(&[u8], &[u8])> = Vec::new();
     for (key, value) in labels {
-        match remaining.iter_mut().find(|(seen, _)| *seen == key.as_slice()) {
+        match remaining
+            .iter_mut()
+            .find(|(seen, _)| *seen == key.as_slice())
+        {
             Some(entry) => entry.1 = value,
             None => remaining.push((key, value)),
         }
     }
-    let entries: Vec<(Option<&[u8]>, &[u8])> = remaining.iter().map(|&(k, v)| (Some(k), v)).collect();
+    let entries: Vec<(Option<&[u8]>, &[u8])> =
+        remaining.iter().map(|&(k, v)| (Some(k), v)).collect();
     v1_expect(&entries)
 }
 
@@ -106,7 +110,9 @@ pub fn main(variant: &str) {
             // Within the eBPF bounds: 32 labels, values of 255 bytes.
             let labels: Labels = (0..32)
                 .map(|i| {
-                    let value: String = (0..255).map(|j| (b'a' + ((i + j) % 26) as u8) as char).collect();
+                    let value: String = (0..255)
+                        .map(|j| (b'a' + ((i + j) % 26) as u8) as char)
+                        .collect();
                     kv(&format!("key-{i:02}"), &value)
                 })
                 .collect();

@@ -3,9 +3,12 @@
 
 /// Runs the whole target inside the DSO. `variant`/`variant_len` name the writer variant
 /// (UTF-8). Never returns normally: the target exits the process at stdin EOF; a panic aborts.
+///
+/// # Safety
+/// `variant` must point to `variant_len` readable bytes.
 #[no_mangle]
-pub extern "C" fn libdd_crates_dso_main(variant: *const u8, variant_len: usize) {
-    // SAFETY: the host passes a pointer to `variant_len` bytes of its own static string.
+pub unsafe extern "C" fn libdd_crates_dso_main(variant: *const u8, variant_len: usize) {
+    // SAFETY: the caller guarantees `variant_len` readable bytes at `variant`.
     let bytes = unsafe { std::slice::from_raw_parts(variant, variant_len) };
     let variant = std::str::from_utf8(bytes).unwrap_or("libdd-crates-dso");
     if std::panic::catch_unwind(|| libdd_crates_target::main(variant)).is_err() {

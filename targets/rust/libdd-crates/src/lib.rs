@@ -22,7 +22,9 @@ const ATTRIBUTE_KEYS: [&str; 3] = ["http.route", "http.method", "user.id"];
 
 /// The key map the crate publishes: index 0 then [`ATTRIBUTE_KEYS`].
 fn key_map() -> Vec<&'static str> {
-    std::iter::once("datadog.local_root_span_id").chain(ATTRIBUTE_KEYS).collect()
+    std::iter::once("datadog.local_root_span_id")
+        .chain(ATTRIBUTE_KEYS)
+        .collect()
 }
 
 /// Everything one thread passes to `OwnedThreadContext::new`.
@@ -46,7 +48,11 @@ impl Span {
             span_id: (0xb7ad_6b71_6920_3331 ^ seed).to_be_bytes(),
             trace_flags: 1,
             local_root_span_id: (0x1000_0000_0000_0000 | seed).to_be_bytes(),
-            attributes: vec![(1, route.to_owned()), (2, "GET".to_owned()), (3, format!("user-{seed}"))],
+            attributes: vec![
+                (1, route.to_owned()),
+                (2, "GET".to_owned()),
+                (3, format!("user-{seed}")),
+            ],
         }
     }
 
@@ -69,12 +75,22 @@ impl Span {
     fn expect(&self) -> Value {
         let entries = self.encoded_entries();
         let borrowed: Vec<(u8, &[u8])> = entries.iter().map(|(i, v)| (*i, v.as_slice())).collect();
-        v2_expect(&self.trace_id, &self.span_id, self.trace_flags, &borrowed, &key_map())
+        v2_expect(
+            &self.trace_id,
+            &self.span_id,
+            self.trace_flags,
+            &borrowed,
+            &key_map(),
+        )
     }
 
     /// Attaches this span to the calling thread with the crate's API.
     fn attach(&self) {
-        let attributes: Vec<(u8, &str)> = self.attributes.iter().map(|(i, v)| (*i, v.as_str())).collect();
+        let attributes: Vec<(u8, &str)> = self
+            .attributes
+            .iter()
+            .map(|(i, v)| (*i, v.as_str()))
+            .collect();
         let previous = OwnedThreadContext::new(
             self.trace_id,
             self.span_id,
@@ -92,8 +108,18 @@ impl Span {
 /// 0xb7ad6b7169203331 ^ N, local root span id = 0x1000000000000000 | N, user.id = "user-N".
 fn churn_step(counter: u64) {
     let span = Span::numbered(counter, "/churn");
-    let attributes: Vec<(u8, &str)> = span.attributes.iter().map(|(i, v)| (*i, v.as_str())).collect();
-    OwnedThreadContext::update(span.trace_id, span.span_id, span.trace_flags, span.local_root_span_id, &attributes);
+    let attributes: Vec<(u8, &str)> = span
+        .attributes
+        .iter()
+        .map(|(i, v)| (*i, v.as_str()))
+        .collect();
+    OwnedThreadContext::update(
+        span.trace_id,
+        span.span_id,
+        span.trace_flags,
+        span.local_root_span_id,
+        &attributes,
+    );
 }
 
 /// Attaches `span`, reports it and parks (or churns).
@@ -128,19 +154,29 @@ fn publish_process_context() -> Value {
             attribute_keys: keys,
             schema_version: None,
             extra_attributes: vec![
-                ("threadlocal.example_int".to_owned(), ProtoValue::IntValue(42)),
-                ("threadlocal.example_bool".to_owned(), ProtoValue::BoolValue(true)),
+                (
+                    "threadlocal.example_int".to_owned(),
+                    ProtoValue::IntValue(42),
+                ),
+                (
+                    "threadlocal.example_bool".to_owned(),
+                    ProtoValue::BoolValue(true),
+                ),
             ],
         }),
         ..Default::default()
     };
-    otel_process_ctx::publish(&metadata.to_otel_process_ctx()).expect("publishing the process context");
+    otel_process_ctx::publish(&metadata.to_otel_process_ctx())
+        .expect("publishing the process context");
 
     // What to_otel_process_ctx() builds from these inputs (libdd-library-config 5.0.1).
     let s = |text: &str| AnyValue::str(text);
     let resource = vec![
         ("service.name".to_owned(), s("conformance-svc")),
-        ("service.instance.id".to_owned(), s("3f1c2a5e-7b8d-4e6f-9a0b-1c2d3e4f5a6b")),
+        (
+            "service.instance.id".to_owned(),
+            s("3f1c2a5e-7b8d-4e6f-9a0b-1c2d3e4f5a6b"),
+        ),
         ("service.version".to_owned(), s("1.2.3")),
         ("deployment.environment.name".to_owned(), s("test")),
         ("telemetry.sdk.language".to_owned(), s("rust")),
@@ -149,7 +185,10 @@ fn publish_process_context() -> Value {
         ("host.name".to_owned(), s("conformance-host")),
     ];
     let attributes = vec![
-        ("datadog.process_tags".to_owned(), s("entrypoint.name:libdd-crates")),
+        (
+            "datadog.process_tags".to_owned(),
+            s("entrypoint.name:libdd-crates"),
+        ),
         ("threadlocal.schema_version".to_owned(), s("tlsdesc_v1_dev")),
         (
             "threadlocal.attribute_key_map".to_owned(),
@@ -158,7 +197,8 @@ fn publish_process_context() -> Value {
         ("threadlocal.example_int".to_owned(), AnyValue::Int(42)),
         ("threadlocal.example_bool".to_owned(), AnyValue::Bool(true)),
     ];
-    let mapping = context_mapping_name(None).expect("the published OTEL_CTX mapping is in /proc/self/maps");
+    let mapping =
+        context_mapping_name(None).expect("the published OTEL_CTX mapping is in /proc/self/maps");
     process_context_expect(&mapping, &resource, &attributes)
 }
 
@@ -171,7 +211,11 @@ pub fn main(variant: &str) {
         "many-threads" => {
             for index in 0..200u64 {
                 let name = format!("w-{index:03}");
-                spawn_span(&mut run, &name, Span::numbered(index + 1, &format!("/w/{index}")));
+                spawn_span(
+                    &mut run,
+                    &name,
+                    Span::numbered(index + 1, &format!("/w/{index}")),
+                );
             }
         }
         "empty-and-null" => {
@@ -183,9 +227,14 @@ pub fn main(variant: &str) {
                 attributes: vec![],
             };
             spawn_span(&mut run, "zero-ids", zero.clone());
-            let empty_value = Span { attributes: vec![(1, String::new())], ..zero };
+            let empty_value = Span {
+                attributes: vec![(1, String::new())],
+                ..zero
+            };
             spawn_span(&mut run, "empty-value", empty_value);
-            run.spawn("never-attached", |worker| worker.ready(Value::Null, Value::Null));
+            run.spawn("never-attached", |worker| {
+                worker.ready(Value::Null, Value::Null)
+            });
         }
         "duplicates" => {
             let mut span = Span::numbered(7, "/first");
@@ -207,12 +256,22 @@ pub fn main(variant: &str) {
                 (3, "c".repeat(78)),
                 (1, "dropped: no room left".into()),
             ];
-            assert_eq!(span.encoded_entries().iter().map(|(_, v)| 2 + v.len()).sum::<usize>(), ATTRS_AREA);
+            assert_eq!(
+                span.encoded_entries()
+                    .iter()
+                    .map(|(_, v)| 2 + v.len())
+                    .sum::<usize>(),
+                ATTRS_AREA
+            );
             spawn_span(&mut run, "full-record", span);
         }
         "unknown-key-index" => {
             let mut span = Span::numbered(11, "/known");
-            span.attributes = vec![(1, "/known".into()), (200, "idx-200".into()), (7, "idx-7".into())];
+            span.attributes = vec![
+                (1, "/known".into()),
+                (200, "idx-200".into()),
+                (7, "idx-7".into()),
+            ];
             spawn_span(&mut run, "unknown-index", span);
         }
         "detached" => {
@@ -254,10 +313,19 @@ mod tests {
     fn long_values_are_cut_and_overflow_ends_the_record() {
         // The crate's own unit test numbers: 255 + 255 bytes fit (532 bytes used), 100 more do not.
         let mut span = Span::numbered(1, "");
-        span.attributes = vec![(1, "a".repeat(300)), (2, "b".repeat(255)), (3, "c".repeat(100)), (2, "x".into())];
+        span.attributes = vec![
+            (1, "a".repeat(300)),
+            (2, "b".repeat(255)),
+            (3, "c".repeat(100)),
+            (2, "x".into()),
+        ];
         let entries = span.encoded_entries();
         assert_eq!(entries.iter().map(|(_, v)| 2 + v.len()).sum::<usize>(), 532);
         assert_eq!(entries[1].1.len(), 255);
-        assert_eq!(entries.len(), 3, "the entry after the first overflow is dropped too");
+        assert_eq!(
+            entries.len(),
+            3,
+            "the entry after the first overflow is dropped too"
+        );
     }
 }

@@ -179,14 +179,23 @@ mod tests {
     #[test]
     fn v1_bytes_that_are_not_utf8_become_hex() {
         let entries: &[(Option<&[u8]>, &[u8])] = &[(Some(b"k"), b"\xc3\x28")];
-        assert_eq!(v1_expect(entries), json!({"labels": [{"key": "k", "value": {"hex": "c328"}}]}));
+        assert_eq!(
+            v1_expect(entries),
+            json!({"labels": [{"key": "k", "value": {"hex": "c328"}}]})
+        );
     }
 
     #[test]
     fn v2_last_wins_named_sorted_then_unknown_indices_by_index() {
         let key_map = ["route", "method"];
-        let entries: &[(u8, &[u8])] =
-            &[(9, b"x"), (0, b"/a"), (1, b"GET"), (0, b"/b"), (4, b"y"), (9, b"z")];
+        let entries: &[(u8, &[u8])] = &[
+            (9, b"x"),
+            (0, b"/a"),
+            (1, b"GET"),
+            (0, b"/b"),
+            (4, b"y"),
+            (9, b"z"),
+        ];
         let mut trace_id = [0u8; 16];
         trace_id[15] = 1;
         let value = v2_expect(&trace_id, &[0; 8], 1, entries, &key_map);
@@ -210,15 +219,27 @@ mod tests {
     #[test]
     fn any_values_map_to_json_per_section_3() {
         assert_eq!(any_json(&AnyValue::Int(1 << 53)), json!("9007199254740992"));
-        assert_eq!(any_json(&AnyValue::Int((1 << 53) - 1)), json!(9007199254740991i64));
-        assert_eq!(any_json(&AnyValue::Int(-(1 << 53))), json!("-9007199254740992"));
-        assert_eq!(any_json(&AnyValue::Bytes(vec![0, 0xab])), json!({"hex": "00ab"}));
+        assert_eq!(
+            any_json(&AnyValue::Int((1 << 53) - 1)),
+            json!(9007199254740991i64)
+        );
+        assert_eq!(
+            any_json(&AnyValue::Int(-(1 << 53))),
+            json!("-9007199254740992")
+        );
+        assert_eq!(
+            any_json(&AnyValue::Bytes(vec![0, 0xab])),
+            json!({"hex": "00ab"})
+        );
         assert_eq!(any_json(&AnyValue::Empty), Value::Null);
         assert_eq!(any_json(&AnyValue::Str(vec![0xfe])), json!({"hex": "fe"}));
         let kv = AnyValue::KvList(vec![
             ("a".into(), AnyValue::Bool(true)),
             ("a".into(), AnyValue::Double(1.5)),
-            ("b".into(), AnyValue::Array(vec![AnyValue::str("x"), AnyValue::Int(2)])),
+            (
+                "b".into(),
+                AnyValue::Array(vec![AnyValue::str("x"), AnyValue::Int(2)]),
+            ),
         ]);
         assert_eq!(any_json(&kv), json!({"a": 1.5, "b": ["x", 2]}));
     }

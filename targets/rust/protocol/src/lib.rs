@@ -32,7 +32,11 @@ impl Options {
 
     /// Parses an argument list (without the program name), ignoring unknown arguments.
     pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Options {
-        let mut options = Options { scenario: "basic".to_owned(), busy: false, churn: false };
+        let mut options = Options {
+            scenario: "basic".to_owned(),
+            busy: false,
+            churn: false,
+        };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             if arg == "--busy" {
@@ -94,7 +98,11 @@ fn set_current_thread_name(name: &str) {
 }
 
 /// Names under which `/proc/PID/maps` shows an OTEP 4719 context mapping (formats.md 3.3).
-const CONTEXT_MAPPING_NAMES: [&str; 3] = ["[anon_shmem:OTEL_CTX]", "[anon:OTEL_CTX]", "/memfd:OTEL_CTX"];
+const CONTEXT_MAPPING_NAMES: [&str; 3] = [
+    "[anon_shmem:OTEL_CTX]",
+    "[anon:OTEL_CTX]",
+    "/memfd:OTEL_CTX",
+];
 
 /// The `/proc/self/maps` name of this process's process-context mapping: the one containing
 /// `address` when given, else the only mapping with a context name. Which name the kernel shows
@@ -104,7 +112,9 @@ pub fn context_mapping_name(address: Option<usize>) -> Option<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     let mut found = Vec::new();
     for line in maps.lines() {
-        let Some((start, end, name)) = parse_maps_line(line) else { continue };
+        let Some((start, end, name)) = parse_maps_line(line) else {
+            continue;
+        };
         let base = name.strip_suffix(" (deleted)").unwrap_or(name);
         if !CONTEXT_MAPPING_NAMES.contains(&base) {
             continue;
@@ -180,8 +190,15 @@ impl Worker {
     }
 
     fn report(&self, v1: Value, v2: Value) {
-        let report = ThreadReport { tid: gettid(), name: self.name.clone(), v1, v2 };
-        self.reports.send(report).expect("main thread stopped listening for reports");
+        let report = ThreadReport {
+            tid: gettid(),
+            name: self.name.clone(),
+            v1,
+            v2,
+        };
+        self.reports
+            .send(report)
+            .expect("main thread stopped listening for reports");
     }
 
     /// Reports what this thread published and parks it (or spins with `--busy`) until the process
@@ -257,7 +274,10 @@ impl Run {
     where
         F: FnOnce(Worker) + Send + 'static,
     {
-        assert!(name.len() <= 15, "thread name {name:?} is longer than 15 bytes");
+        assert!(
+            name.len() <= 15,
+            "thread name {name:?} is longer than 15 bytes"
+        );
         let worker = Worker {
             name: name.to_owned(),
             busy: self.options.busy,
@@ -282,7 +302,11 @@ impl Run {
             v2: self.main_context.1.clone(),
         }];
         for _ in 0..self.worker_count {
-            threads.push(self.reports_rx.recv().expect("a worker thread died before reporting"));
+            threads.push(
+                self.reports_rx
+                    .recv()
+                    .expect("a worker thread died before reporting"),
+            );
         }
         threads.sort_by_key(|thread| thread.tid);
         let pid = std::process::id();
@@ -321,7 +345,11 @@ fn wait_for_stdin_eof(busy: bool) {
     let mut buffer = [0u8; 4096];
     loop {
         if busy {
-            let mut poll_fd = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
+            let mut poll_fd = libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            };
             // SAFETY: one valid pollfd, zero timeout.
             let ready = unsafe { libc::poll(&mut poll_fd, 1, 0) };
             if ready == 0 {
@@ -349,13 +377,26 @@ mod tests {
     #[test]
     fn options_default_to_basic_and_ignore_unknown_arguments() {
         let options = Options::parse(args(&["--frobnicate", "x", "--busy"]));
-        assert_eq!(options, Options { scenario: "basic".into(), busy: true, churn: false });
+        assert_eq!(
+            options,
+            Options {
+                scenario: "basic".into(),
+                busy: true,
+                churn: false
+            }
+        );
     }
 
     #[test]
     fn scenario_accepts_both_spellings() {
-        assert_eq!(Options::parse(args(&["--scenario", "duplicates"])).scenario, "duplicates");
-        assert_eq!(Options::parse(args(&["--scenario=detached", "--churn"])).scenario, "detached");
+        assert_eq!(
+            Options::parse(args(&["--scenario", "duplicates"])).scenario,
+            "duplicates"
+        );
+        assert_eq!(
+            Options::parse(args(&["--scenario=detached", "--churn"])).scenario,
+            "detached"
+        );
         assert!(Options::parse(args(&["--churn"])).churn);
         let churn = Options::parse(args(&["--scenario", "churn"]));
         assert_eq!((churn.scenario.as_str(), churn.churn), ("basic", true));
@@ -363,9 +404,16 @@ mod tests {
 
     #[test]
     fn maps_lines_keep_names_with_spaces() {
-        let line = "7f00-7f10 rw-p 00000000 00:01 1234                       /memfd:OTEL_CTX (deleted)";
-        assert_eq!(parse_maps_line(line), Some((0x7f00, 0x7f10, "/memfd:OTEL_CTX (deleted)")));
-        assert_eq!(parse_maps_line("1000-2000 r--p 00000000 00:00 0 "), Some((0x1000, 0x2000, "")));
+        let line =
+            "7f00-7f10 rw-p 00000000 00:01 1234                       /memfd:OTEL_CTX (deleted)";
+        assert_eq!(
+            parse_maps_line(line),
+            Some((0x7f00, 0x7f10, "/memfd:OTEL_CTX (deleted)"))
+        );
+        assert_eq!(
+            parse_maps_line("1000-2000 r--p 00000000 00:00 0 "),
+            Some((0x1000, 0x2000, ""))
+        );
     }
 
     #[test]

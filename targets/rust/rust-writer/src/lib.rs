@@ -8,7 +8,9 @@ pub mod v1;
 pub mod v2;
 
 use process_context::{encode_payload, publish, Publication};
-use rust_target_protocol::{context_mapping_name, process_context_expect, AnyValue, Options, Run, Worker};
+use rust_target_protocol::{
+    context_mapping_name, process_context_expect, AnyValue, Options, Run, Worker,
+};
 use serde_json::Value;
 use v1::{LabelSet, Labels};
 use v2::{Record, RecordBuffer};
@@ -27,7 +29,11 @@ pub struct ThreadPlan {
 
 impl ThreadPlan {
     fn both(labels: Labels, record: Record) -> ThreadPlan {
-        ThreadPlan { v1: Some(labels), v2: Some(record), detach: false }
+        ThreadPlan {
+            v1: Some(labels),
+            v2: Some(record),
+            detach: false,
+        }
     }
 
     /// Installs the plan on the calling thread; the memory stays allocated for the process's life.
@@ -52,7 +58,10 @@ impl ThreadPlan {
             return (Value::Null, Value::Null);
         }
         let v1 = self.v1.as_ref().map_or(Value::Null, Labels::expect);
-        let v2 = self.v2.as_ref().map_or(Value::Null, |record| record.expect(&KEY_MAP));
+        let v2 = self
+            .v2
+            .as_ref()
+            .map_or(Value::Null, |record| record.expect(&KEY_MAP));
         (v1, v2)
     }
 }
@@ -83,8 +92,14 @@ fn kv(key: &str, value: AnyValue) -> (String, AnyValue) {
 /// The `threadlocal.*` attributes every scenario publishes.
 fn threadlocal_attributes() -> Vec<(String, AnyValue)> {
     vec![
-        kv("threadlocal.schema_version", AnyValue::str("tlsdesc_v1_dev")),
-        kv("threadlocal.attribute_key_map", AnyValue::Array(KEY_MAP.iter().map(|k| AnyValue::str(k)).collect())),
+        kv(
+            "threadlocal.schema_version",
+            AnyValue::str("tlsdesc_v1_dev"),
+        ),
+        kv(
+            "threadlocal.attribute_key_map",
+            AnyValue::Array(KEY_MAP.iter().map(|k| AnyValue::str(k)).collect()),
+        ),
     ]
 }
 
@@ -92,16 +107,26 @@ fn process_plan(service: &str, extra_resource: Vec<(String, AnyValue)>) -> Proce
     let mut resource = vec![
         kv("service.name", AnyValue::str(service)),
         kv("telemetry.sdk.language", AnyValue::str("rust")),
-        kv("telemetry.sdk.name", AnyValue::str("context-reader-rust-writer")),
+        kv(
+            "telemetry.sdk.name",
+            AnyValue::str("context-reader-rust-writer"),
+        ),
         kv("process.pid", AnyValue::Int(std::process::id() as i64)),
     ];
     resource.extend(extra_resource);
-    ProcessPlan { resource, attributes: threadlocal_attributes(), in_progress: false, decoys: false }
+    ProcessPlan {
+        resource,
+        attributes: threadlocal_attributes(),
+        in_progress: false,
+        decoys: false,
+    }
 }
 
 /// A text of `len` bytes cycling through the alphabet from `start`.
 fn letters(start: usize, len: usize) -> String {
-    (0..len).map(|j| (b'a' + ((start + j) % 26) as u8) as char).collect()
+    (0..len)
+        .map(|j| (b'a' + ((start + j) % 26) as u8) as char)
+        .collect()
 }
 
 fn bytes_entry(key: &[u8], value: &[u8]) -> (Option<Vec<u8>>, Vec<u8>) {
@@ -141,7 +166,10 @@ pub fn scenario(name: &str) -> Scenario {
                 entries: vec![],
                 allocation_size: None,
             };
-            let empty_value = Record { entries: vec![(0, vec![])], ..zero_record.clone() };
+            let empty_value = Record {
+                entries: vec![(0, vec![])],
+                ..zero_record.clone()
+            };
             let hidden = Labels {
                 entries: vec![
                     (None, b"hidden".to_vec()),
@@ -154,15 +182,29 @@ pub fn scenario(name: &str) -> Scenario {
                 process: Some(process_plan("empty-and-null", extra)),
                 main: ThreadPlan::default(),
                 workers: vec![
-                    worker("empty-set", ThreadPlan::both(Labels { entries: vec![], spare_capacity: 4 }, zero_record)),
+                    worker(
+                        "empty-set",
+                        ThreadPlan::both(
+                            Labels {
+                                entries: vec![],
+                                spare_capacity: 4,
+                            },
+                            zero_record,
+                        ),
+                    ),
                     worker("null-key", ThreadPlan::both(hidden, empty_value)),
                     worker("nothing", ThreadPlan::default()),
                 ],
             }
         }
         "duplicates" => {
-            let mut process = process_plan("first-service-name", vec![kv("dup.key", AnyValue::str("a"))]);
-            process.resource.push(kv("service.name", AnyValue::str("last-service-name")));
+            let mut process = process_plan(
+                "first-service-name",
+                vec![kv("dup.key", AnyValue::str("a"))],
+            );
+            process
+                .resource
+                .push(kv("service.name", AnyValue::str("last-service-name")));
             process.resource.push(kv("dup.key", AnyValue::Int(2)));
             let labels = Labels {
                 entries: vec![
@@ -173,7 +215,8 @@ pub fn scenario(name: &str) -> Scenario {
                 ],
                 spare_capacity: 0,
             };
-            let record = Record::numbered(5, &[(0, "/first"), (1, "GET"), (0, "/last"), (1, "PUT")]);
+            let record =
+                Record::numbered(5, &[(0, "/first"), (1, "GET"), (0, "/last"), (1, "PUT")]);
             Scenario {
                 process: Some(process),
                 main: ThreadPlan::default(),
@@ -212,7 +255,11 @@ pub fn scenario(name: &str) -> Scenario {
                 spare_capacity: 0,
             };
             let mut record = Record::numbered(6, &[]);
-            record.entries = vec![(0, vec![0xff, 0x00, 0x1b]), (1, "é".as_bytes().to_vec()), (2, vec![0xc3])];
+            record.entries = vec![
+                (0, vec![0xff, 0x00, 0x1b]),
+                (1, "é".as_bytes().to_vec()),
+                (2, vec![0xc3]),
+            ];
             Scenario {
                 process: Some(process_plan("binary-bytes", extra)),
                 main: ThreadPlan::default(),
@@ -224,11 +271,20 @@ pub fn scenario(name: &str) -> Scenario {
             // attributes: 257 + 257 + 98).
             let labels = Labels {
                 entries: (0..32)
-                    .map(|i| bytes_entry(format!("key-{i:02}").as_bytes(), letters(i, 255).as_bytes()))
+                    .map(|i| {
+                        bytes_entry(format!("key-{i:02}").as_bytes(), letters(i, 255).as_bytes())
+                    })
                     .collect(),
                 spare_capacity: 0,
             };
-            let mut record = Record::numbered(7, &[(0, &letters(0, 255)), (1, &letters(1, 255)), (2, &letters(2, 96))]);
+            let mut record = Record::numbered(
+                7,
+                &[
+                    (0, &letters(0, 255)),
+                    (1, &letters(1, 255)),
+                    (2, &letters(2, 96)),
+                ],
+            );
             record.allocation_size = Some(640);
             assert_eq!(record.attrs_data_size(), 612);
             let extra = vec![kv("large.value", AnyValue::str(&letters(3, 20_000)))];
@@ -241,29 +297,58 @@ pub fn scenario(name: &str) -> Scenario {
         "oversized" => {
             // Beyond the eBPF bounds, within the ptrace ones: 4000 labels, one 60000-byte value,
             // a record with 5140 bytes of attributes.
-            let mut entries: Vec<(Option<Vec<u8>>, Vec<u8>)> =
-                (0..4000).map(|i| bytes_entry(format!("k{i:04}").as_bytes(), i.to_string().as_bytes())).collect();
+            let mut entries: Vec<(Option<Vec<u8>>, Vec<u8>)> = (0..4000)
+                .map(|i| bytes_entry(format!("k{i:04}").as_bytes(), i.to_string().as_bytes()))
+                .collect();
             entries.push(bytes_entry(b"big", letters(5, 60_000).as_bytes()));
             let mut record = Record::numbered(8, &[]);
-            record.entries = (0..20u8).map(|i| (i % 4, letters(i as usize, 255).into_bytes())).collect();
+            record.entries = (0..20u8)
+                .map(|i| (i % 4, letters(i as usize, 255).into_bytes()))
+                .collect();
             Scenario {
                 process: Some(process_plan("oversized", vec![])),
                 main: ThreadPlan::default(),
-                workers: vec![worker("oversized", ThreadPlan::both(Labels { entries, spare_capacity: 0 }, record))],
+                workers: vec![worker(
+                    "oversized",
+                    ThreadPlan::both(
+                        Labels {
+                            entries,
+                            spare_capacity: 0,
+                        },
+                        record,
+                    ),
+                )],
             }
         }
         "unknown-key-index" => {
-            let record = Record::numbered(9, &[(0, "/known"), (4, "idx-4"), (200, "idx-200"), (4, "idx-4-last")]);
+            let record = Record::numbered(
+                9,
+                &[
+                    (0, "/known"),
+                    (4, "idx-4"),
+                    (200, "idx-200"),
+                    (4, "idx-4-last"),
+                ],
+            );
             Scenario {
                 process: Some(process_plan("unknown-key-index", vec![])),
                 main: ThreadPlan::default(),
-                workers: vec![worker("unknown-index", ThreadPlan { v2: Some(record), ..Default::default() })],
+                workers: vec![worker(
+                    "unknown-index",
+                    ThreadPlan {
+                        v2: Some(record),
+                        ..Default::default()
+                    },
+                )],
             }
         }
         "detached" => {
             let detached = ThreadPlan {
                 detach: true,
-                ..ThreadPlan::both(Labels::pairs(&[("gone", "soon")]), Record::numbered(10, &[(0, "/gone")]))
+                ..ThreadPlan::both(
+                    Labels::pairs(&[("gone", "soon")]),
+                    Record::numbered(10, &[(0, "/gone")]),
+                )
             };
             let mut invalid = Record::numbered(11, &[(0, "/invalid")]);
             invalid.valid = 0;
@@ -272,7 +357,13 @@ pub fn scenario(name: &str) -> Scenario {
                 main: ThreadPlan::default(),
                 workers: vec![
                     worker("detached", detached),
-                    worker("valid-zero", ThreadPlan { v2: Some(invalid), ..Default::default() }),
+                    worker(
+                        "valid-zero",
+                        ThreadPlan {
+                            v2: Some(invalid),
+                            ..Default::default()
+                        },
+                    ),
                 ],
             }
         }
@@ -289,8 +380,21 @@ pub fn scenario(name: &str) -> Scenario {
                 process: Some(process),
                 main: ThreadPlan::default(),
                 workers: vec![
-                    worker("valid-zero", ThreadPlan { v1: Some(Labels::pairs(&[("state", "v1-fine")])), v2: Some(zero), detach: false }),
-                    worker("valid-two", ThreadPlan { v2: Some(two), ..Default::default() }),
+                    worker(
+                        "valid-zero",
+                        ThreadPlan {
+                            v1: Some(Labels::pairs(&[("state", "v1-fine")])),
+                            v2: Some(zero),
+                            detach: false,
+                        },
+                    ),
+                    worker(
+                        "valid-two",
+                        ThreadPlan {
+                            v2: Some(two),
+                            ..Default::default()
+                        },
+                    ),
                 ],
             }
         }
@@ -299,7 +403,10 @@ pub fn scenario(name: &str) -> Scenario {
             process.decoys = true;
             Scenario {
                 process: Some(process),
-                main: ThreadPlan::both(Labels::pairs(&[("thread.role", "main")]), Record::numbered(14, &[(0, "/real")])),
+                main: ThreadPlan::both(
+                    Labels::pairs(&[("thread.role", "main")]),
+                    Record::numbered(14, &[(0, "/real")]),
+                ),
                 workers: vec![],
             }
         }
@@ -311,25 +418,46 @@ fn basic() -> Scenario {
     let mut workers = Vec::new();
     for n in 1..=3u64 {
         let name = format!("worker-{n}");
-        let labels = Labels::pairs(&[("customer", "acme"), ("request.id", &format!("req-{n}")), ("thread", &name)]);
+        let labels = Labels::pairs(&[
+            ("customer", "acme"),
+            ("request.id", &format!("req-{n}")),
+            ("thread", &name),
+        ]);
         let record = Record::numbered(
             100 + n,
-            &[(0, "/api/cart"), (1, "POST"), (2, &format!("user-{n}")), (3, &n.to_string())],
+            &[
+                (0, "/api/cart"),
+                (1, "POST"),
+                (2, &format!("user-{n}")),
+                (3, &n.to_string()),
+            ],
         );
         workers.push((name, ThreadPlan::both(labels, record)));
     }
     workers.push((
         "v1-only".to_owned(),
-        ThreadPlan { v1: Some(Labels::pairs(&[("only", "v1")])), ..Default::default() },
+        ThreadPlan {
+            v1: Some(Labels::pairs(&[("only", "v1")])),
+            ..Default::default()
+        },
     ));
     workers.push((
         "v2-only".to_owned(),
-        ThreadPlan { v2: Some(Record::numbered(200, &[(0, "/v2-only")])), ..Default::default() },
+        ThreadPlan {
+            v2: Some(Record::numbered(200, &[(0, "/v2-only")])),
+            ..Default::default()
+        },
     ));
     workers.push(("idle".to_owned(), ThreadPlan::default()));
     Scenario {
-        process: Some(process_plan("rust-writer", vec![kv("service.version", AnyValue::str("0.1.0"))])),
-        main: ThreadPlan::both(Labels::pairs(&[("thread.role", "main")]), Record::numbered(1, &[(0, "/main"), (1, "GET")])),
+        process: Some(process_plan(
+            "rust-writer",
+            vec![kv("service.version", AnyValue::str("0.1.0"))],
+        )),
+        main: ThreadPlan::both(
+            Labels::pairs(&[("thread.role", "main")]),
+            Record::numbered(1, &[(0, "/main"), (1, "GET")]),
+        ),
         workers,
     }
 }
@@ -338,20 +466,36 @@ fn basic() -> Scenario {
 /// `process_context`.
 fn publish_process(plan: &ProcessPlan) -> Value {
     if plan.decoys {
-        let decoy_payload = encode_payload(&[kv("service.name", AnyValue::str("decoy"))], &threadlocal_attributes());
-        let backup = Publication { name: c"OTEL_CTX_BACKUP", ..Publication::REAL };
-        let wrong_signature = Publication { signature: *b"OTEL_CTY", ..Publication::REAL };
-        let version_one = Publication { version: 1, ..Publication::REAL };
+        let decoy_payload = encode_payload(
+            &[kv("service.name", AnyValue::str("decoy"))],
+            &threadlocal_attributes(),
+        );
+        let backup = Publication {
+            name: c"OTEL_CTX_BACKUP",
+            ..Publication::REAL
+        };
+        let wrong_signature = Publication {
+            signature: *b"OTEL_CTY",
+            ..Publication::REAL
+        };
+        let version_one = Publication {
+            version: 1,
+            ..Publication::REAL
+        };
         for how in [backup, wrong_signature, version_one] {
             publish(decoy_payload.clone(), how);
         }
     }
-    let how = Publication { in_progress: plan.in_progress, ..Publication::REAL };
+    let how = Publication {
+        in_progress: plan.in_progress,
+        ..Publication::REAL
+    };
     let address = publish(encode_payload(&plan.resource, &plan.attributes), how);
     if plan.in_progress {
         return Value::Null;
     }
-    let mapping = context_mapping_name(Some(address)).expect("the OTEL_CTX mapping is in /proc/self/maps");
+    let mapping =
+        context_mapping_name(Some(address)).expect("the OTEL_CTX mapping is in /proc/self/maps");
     process_context_expect(&mapping, &plan.resource, &plan.attributes)
 }
 
@@ -412,7 +556,10 @@ pub fn main(variant: &str) {
     assert_eq!(tls::abi_version(), 1, "custom_labels_abi_version");
     let mut run = Run::new(variant, &options);
     let scenario = scenario(&options.scenario);
-    let process_context = scenario.process.as_ref().map_or(Value::Null, publish_process);
+    let process_context = scenario
+        .process
+        .as_ref()
+        .map_or(Value::Null, publish_process);
     scenario.main.install();
     let (v1, v2) = scenario.main.expect();
     run.main_thread_context(v1, v2);
@@ -429,11 +576,21 @@ mod tests {
     #[test]
     fn every_scenario_fits_the_formats() {
         for name in [
-            "basic", "many-threads", "empty-and-null", "duplicates", "binary-bytes", "large-record", "oversized",
-            "unknown-key-index", "detached", "in-progress", "decoys",
+            "basic",
+            "many-threads",
+            "empty-and-null",
+            "duplicates",
+            "binary-bytes",
+            "large-record",
+            "oversized",
+            "unknown-key-index",
+            "detached",
+            "in-progress",
+            "decoys",
         ] {
             let scenario = scenario(name);
-            let plans = std::iter::once(&scenario.main).chain(scenario.workers.iter().map(|(_, p)| p));
+            let plans =
+                std::iter::once(&scenario.main).chain(scenario.workers.iter().map(|(_, p)| p));
             for plan in plans {
                 if let Some(record) = &plan.v2 {
                     assert!(record.entries.iter().all(|(_, v)| v.len() <= 255), "{name}");
@@ -449,14 +606,29 @@ mod tests {
     #[test]
     fn ebpf_scenarios_stay_within_the_ebpf_bounds() {
         // contract.md: v1 at most 32 labels of <= 256-byte keys/values, v2 at most 1024 attr bytes.
-        for name in ["basic", "many-threads", "empty-and-null", "duplicates", "binary-bytes", "large-record", "unknown-key-index", "detached", "in-progress", "decoys"] {
+        for name in [
+            "basic",
+            "many-threads",
+            "empty-and-null",
+            "duplicates",
+            "binary-bytes",
+            "large-record",
+            "unknown-key-index",
+            "detached",
+            "in-progress",
+            "decoys",
+        ] {
             let scenario = scenario(name);
-            let plans = std::iter::once(&scenario.main).chain(scenario.workers.iter().map(|(_, p)| p));
+            let plans =
+                std::iter::once(&scenario.main).chain(scenario.workers.iter().map(|(_, p)| p));
             for plan in plans {
                 if let Some(labels) = &plan.v1 {
                     assert!(labels.entries.len() <= 32, "{name}");
                     for (key, value) in &labels.entries {
-                        assert!(key.as_ref().map_or(0, Vec::len) <= 256 && value.len() <= 256, "{name}");
+                        assert!(
+                            key.as_ref().map_or(0, Vec::len) <= 256 && value.len() <= 256,
+                            "{name}"
+                        );
                     }
                 }
                 if let Some(record) = &plan.v2 {

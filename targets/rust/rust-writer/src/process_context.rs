@@ -90,10 +90,12 @@ fn proto_any(value: &AnyValue) -> proto::AnyValue {
         AnyValue::Bool(b) => Some(Value::BoolValue(*b)),
         AnyValue::Int(i) => Some(Value::IntValue(*i)),
         AnyValue::Double(d) => Some(Value::DoubleValue(*d)),
-        AnyValue::Array(items) => {
-            Some(Value::ArrayValue(proto::ArrayValue { values: items.iter().map(proto_any).collect() }))
-        }
-        AnyValue::KvList(pairs) => Some(Value::KvlistValue(proto::KeyValueList { values: proto_kvs(pairs) })),
+        AnyValue::Array(items) => Some(Value::ArrayValue(proto::ArrayValue {
+            values: items.iter().map(proto_any).collect(),
+        })),
+        AnyValue::KvList(pairs) => Some(Value::KvlistValue(proto::KeyValueList {
+            values: proto_kvs(pairs),
+        })),
         AnyValue::Bytes(bytes) => Some(Value::BytesValue(bytes.clone())),
         AnyValue::Empty => None,
     };
@@ -103,15 +105,24 @@ fn proto_any(value: &AnyValue) -> proto::AnyValue {
 fn proto_kvs(pairs: &[(String, AnyValue)]) -> Vec<proto::KeyValue> {
     pairs
         .iter()
-        .map(|(key, value)| proto::KeyValue { key: key.clone(), value: Some(proto_any(value)) })
+        .map(|(key, value)| proto::KeyValue {
+            key: key.clone(),
+            value: Some(proto_any(value)),
+        })
         .collect()
 }
 
 /// The encoded `ProcessContext` payload for these resource attributes and attributes.
-pub fn encode_payload(resource: &[(String, AnyValue)], attributes: &[(String, AnyValue)]) -> Vec<u8> {
+pub fn encode_payload(
+    resource: &[(String, AnyValue)],
+    attributes: &[(String, AnyValue)],
+) -> Vec<u8> {
     use prost::Message;
     proto::ProcessContext {
-        resource: Some(proto::Resource { attributes: proto_kvs(resource), dropped_attributes_count: 0 }),
+        resource: Some(proto::Resource {
+            attributes: proto_kvs(resource),
+            dropped_attributes_count: 0,
+        }),
         attributes: proto_kvs(attributes),
     }
     .encode_to_vec()
@@ -130,8 +141,12 @@ pub struct Publication<'a> {
 
 impl Publication<'static> {
     /// A regular, complete publication.
-    pub const REAL: Publication<'static> =
-        Publication { name: c"OTEL_CTX", signature: *b"OTEL_CTX", version: 2, in_progress: false };
+    pub const REAL: Publication<'static> = Publication {
+        name: c"OTEL_CTX",
+        signature: *b"OTEL_CTX",
+        version: 2,
+        in_progress: false,
+    };
 }
 
 /// Header layout (formats.md 3.2).
@@ -148,7 +163,10 @@ const HEADER_SIZE: usize = std::mem::size_of::<Header>();
 const _: () = assert!(HEADER_SIZE == 32);
 
 fn boottime_ns() -> u64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `now` is a valid timespec to write to.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_BOOTTIME)");
@@ -169,10 +187,17 @@ pub fn publish(payload: Vec<u8>, how: Publication<'_>) -> usize {
             libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | libc::MFD_NOEXEC_SEAL,
         );
         if fd < 0 {
-            fd = libc::memfd_create(how.name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING);
+            fd = libc::memfd_create(
+                how.name.as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            );
         }
         let address = if fd >= 0 {
-            assert_eq!(libc::ftruncate(fd, HEADER_SIZE as libc::off_t), 0, "ftruncate memfd");
+            assert_eq!(
+                libc::ftruncate(fd, HEADER_SIZE as libc::off_t),
+                0,
+                "ftruncate memfd"
+            );
             let address = libc::mmap(
                 std::ptr::null_mut(),
                 HEADER_SIZE,
@@ -193,7 +218,11 @@ pub fn publish(payload: Vec<u8>, how: Publication<'_>) -> usize {
                 0,
             )
         };
-        assert_ne!(address, libc::MAP_FAILED, "mmap of the process-context header");
+        assert_ne!(
+            address,
+            libc::MAP_FAILED,
+            "mmap of the process-context header"
+        );
         libc::madvise(address, HEADER_SIZE, libc::MADV_DONTFORK);
         let header = address.cast::<Header>();
         std::ptr::addr_of_mut!((*header).signature).write_volatile(how.signature);
@@ -243,7 +272,9 @@ mod tests {
         let payload = encode_payload(&[], &attributes);
         // resource (empty) then attributes: field 2 of ProcessContext.
         let mut expected = vec![0x0a, 0];
-        expected.extend([0x12, 12, 0x0a, 1, b'k', 0x12, 7, 0x2a, 5, 0x0a, 3, 0x0a, 1, b'a']);
+        expected.extend([
+            0x12, 12, 0x0a, 1, b'k', 0x12, 7, 0x2a, 5, 0x0a, 3, 0x0a, 1, b'a',
+        ]);
         expected.extend([0x12, 5, 0x0a, 1, b'e', 0x12, 0]);
         assert_eq!(payload, expected);
     }

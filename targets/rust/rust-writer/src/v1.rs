@@ -58,27 +58,40 @@ impl Labels {
 
     /// The `v1` object a reader must report for this set.
     pub fn expect(&self) -> Value {
-        let entries: Vec<(Option<&[u8]>, &[u8])> =
-            self.entries.iter().map(|(k, v)| (k.as_deref(), v.as_slice())).collect();
+        let entries: Vec<(Option<&[u8]>, &[u8])> = self
+            .entries
+            .iter()
+            .map(|(k, v)| (k.as_deref(), v.as_slice()))
+            .collect();
         v1_expect(&entries)
     }
 
     /// Builds the in-memory label set.
     pub fn build(&self) -> LabelSet {
         let mut bytes: Vec<Box<[u8]>> = Vec::new();
-        let mut storage: Vec<RawLabel> = Vec::with_capacity(self.entries.len() + self.spare_capacity);
+        let mut storage: Vec<RawLabel> =
+            Vec::with_capacity(self.entries.len() + self.spare_capacity);
         for (key, value) in &self.entries {
             let key = match key {
                 Some(key) => {
                     let owned: Box<[u8]> = key.clone().into_boxed_slice();
-                    let raw = RawString { len: owned.len(), buf: owned.as_ptr() };
+                    let raw = RawString {
+                        len: owned.len(),
+                        buf: owned.as_ptr(),
+                    };
                     bytes.push(owned);
                     raw
                 }
-                None => RawString { len: 0, buf: std::ptr::null() },
+                None => RawString {
+                    len: 0,
+                    buf: std::ptr::null(),
+                },
             };
             let owned: Box<[u8]> = value.clone().into_boxed_slice();
-            let value = RawString { len: owned.len(), buf: owned.as_ptr() };
+            let value = RawString {
+                len: owned.len(),
+                buf: owned.as_ptr(),
+            };
             bytes.push(owned);
             storage.push(RawLabel { key, value });
         }
@@ -87,7 +100,11 @@ impl Labels {
             count: storage.len(),
             capacity: storage.capacity(),
         });
-        LabelSet { header, _storage: storage, _bytes: bytes }
+        LabelSet {
+            header,
+            _storage: storage,
+            _bytes: bytes,
+        }
     }
 }
 
@@ -112,7 +129,10 @@ mod tests {
     #[test]
     fn built_set_points_at_the_given_bytes() {
         let labels = Labels {
-            entries: vec![(Some(b"k".to_vec()), b"value".to_vec()), (None, b"x".to_vec())],
+            entries: vec![
+                (Some(b"k".to_vec()), b"value".to_vec()),
+                (None, b"x".to_vec()),
+            ],
             spare_capacity: 3,
         };
         let set = labels.build();

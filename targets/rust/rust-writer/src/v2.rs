@@ -33,7 +33,10 @@ impl Record {
             span_id: (0x00f0_67aa_0ba9_02b7 ^ seed).to_be_bytes(),
             valid: 1,
             trace_flags: 1,
-            entries: entries.iter().map(|(i, v)| (*i, v.as_bytes().to_vec())).collect(),
+            entries: entries
+                .iter()
+                .map(|(i, v)| (*i, v.as_bytes().to_vec()))
+                .collect(),
             allocation_size: None,
         }
     }
@@ -48,16 +51,32 @@ impl Record {
         if self.valid != 1 {
             return Value::Null;
         }
-        let entries: Vec<(u8, &[u8])> = self.entries.iter().map(|(i, v)| (*i, v.as_slice())).collect();
-        v2_expect(&self.trace_id, &self.span_id, self.trace_flags, &entries, key_map)
+        let entries: Vec<(u8, &[u8])> = self
+            .entries
+            .iter()
+            .map(|(i, v)| (*i, v.as_slice()))
+            .collect();
+        v2_expect(
+            &self.trace_id,
+            &self.span_id,
+            self.trace_flags,
+            &entries,
+            key_map,
+        )
     }
 
     /// Builds the record in memory.
     pub fn build(&self) -> RecordBuffer {
         let used = HEADER_SIZE + self.attrs_data_size();
         let size = self.allocation_size.unwrap_or(used).max(used);
-        assert!(self.attrs_data_size() <= u16::MAX as usize, "attrs_data_size must fit in a u16");
-        let mut buffer = RecordBuffer { words: vec![0u64; size.div_ceil(8)].into_boxed_slice(), size };
+        assert!(
+            self.attrs_data_size() <= u16::MAX as usize,
+            "attrs_data_size must fit in a u16"
+        );
+        let mut buffer = RecordBuffer {
+            words: vec![0u64; size.div_ceil(8)].into_boxed_slice(),
+            size,
+        };
         buffer.write(self);
         buffer
     }
@@ -103,7 +122,10 @@ impl RecordBuffer {
     /// Rewrites the record in place with the valid-flag protocol (valid = 0, fence, fields,
     /// fence, valid); the new content must fit the allocation.
     pub fn update_in_place(&mut self, record: &Record) {
-        assert!(HEADER_SIZE + record.attrs_data_size() <= self.size, "record does not fit");
+        assert!(
+            HEADER_SIZE + record.attrs_data_size() <= self.size,
+            "record does not fit"
+        );
         self.write(record);
     }
 
