@@ -454,7 +454,7 @@ fn is_elf(path: &Path) -> bool {
 /// Collects what a test binary may need in the guest: itself, the other executables of its cargo
 /// profile directory (`CARGO_BIN_EXE_*`), build-script outputs (compiled C targets), the
 /// workspace sources (fixtures, snapshots) and `XTASK_VM_INCLUDE` (colon-separated paths).
-fn collect_run_files(program: &Path, cwd: &Path) -> Result<RunFiles> {
+fn collect_run_files(program: &Path, workspace: &Path) -> Result<RunFiles> {
     let mut files = RunFiles::default();
     let none = |_: &Path, _: bool| false;
     files.add(program, &none)?;
@@ -496,10 +496,6 @@ fn collect_run_files(program: &Path, cwd: &Path) -> Result<RunFiles> {
             }
         }
     }
-    let workspace = cwd
-        .ancestors()
-        .find(|d| d.join("Cargo.lock").is_file())
-        .unwrap_or(cwd);
     let sources = |p: &Path, is_dir: bool| {
         let name = p
             .file_name()
@@ -533,12 +529,24 @@ pub fn run_in_vm(cache: &Path, program: &Path, args: &[OsString]) -> Result<VmOu
     let program = std::fs::canonicalize(program)
         .with_context(|| format!("no program {}", program.display()))?;
     let cwd = std::env::current_dir()?;
-    let env: Vec<(String, OsString)> = std::env::vars_os()
+    let workspace = cwd
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").is_file())
+        .unwrap_or(&cwd)
+        .to_path_buf();
+    let mut env: Vec<(String, OsString)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
         .filter(|(k, _)| is_forwarded_env(k))
         .collect();
+    // insta asks `cargo metadata` for the workspace root, and there is no cargo in the guest.
+    if !env.iter().any(|(k, _)| k == "INSTA_WORKSPACE_ROOT") {
+        env.push((
+            "INSTA_WORKSPACE_ROOT".into(),
+            workspace.clone().into_os_string(),
+        ));
+    }
     let script = run_script(&cwd, &env, &program, args);
-    let run_archive = collect_run_files(&program, &cwd)?.archive(&script)?;
+    let run_archive = collect_run_files(&program, &workspace)?.archive(&script)?;
 
     let run_dir = std::env::temp_dir().join(format!("xtask-vm-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir)?;
