@@ -99,24 +99,36 @@ fn host_cargo(paths: &Paths) -> Command {
     cmd
 }
 
-/// libtest arguments selecting `backend` and `arch_prefix` cases, plus the user's filter.
-fn conformance_args(
+impl Backend {
+    /// The value of `CONFORMANCE_BACKENDS`, which decides which backends get trials.
+    fn conformance_backends(self) -> &'static str {
+        match self {
+            Backend::Ptrace => "ptrace",
+            Backend::Ebpf => "ebpf",
+            Backend::All => "ptrace,ebpf",
+        }
+    }
+}
+
+/// Turns `cargo test` into a run of the conformance binary with the user's selection: backends
+/// by `CONFORMANCE_BACKENDS` (trials are named `ARCH/BACKEND/...`, each binary makes its own
+/// arch's), external writers by `CONFORMANCE_EXTERNAL`, `--list` and FILTER for libtest-mimic.
+fn conformance_test(
+    cmd: &mut Command,
     backend: Backend,
-    other_arch_prefix: &str,
     list: bool,
+    external: Option<&str>,
     filter: Option<&str>,
-) -> Vec<String> {
-    let mut args = vec!["--skip".to_string(), other_arch_prefix.to_string()];
-    match backend {
-        Backend::Ptrace => args.extend(["--skip".into(), "/ebpf/".into()]),
-        Backend::Ebpf => args.extend(["--skip".into(), "/ptrace/".into()]),
-        Backend::All => {}
-    }
+) {
+    cmd.args(["test", "-p", "conformance", "--test", "conformance", "--"])
+        .env("CONFORMANCE_BACKENDS", backend.conformance_backends());
     if list {
-        args.push("--list".into());
+        cmd.arg("--list");
     }
-    args.extend(filter.map(str::to_string));
-    args
+    cmd.args(filter);
+    if let Some(external) = external {
+        cmd.env("CONFORMANCE_EXTERNAL", external);
+    }
 }
 
 fn conformance(
@@ -132,55 +144,85 @@ fn conformance(
     if legs.x86_64 {
         run(host_cargo(paths).args(["build", "--workspace"]))?;
         let mut test = host_cargo(paths);
-        test.args(["test", "-p", "conformance", "--test", "*", "--"])
-            .args(conformance_args(backend, "aarch64/", list, filter));
-        if let Some(external) = external {
-            test.env("CONFORMANCE_EXTERNAL", external);
-        }
+        conformance_test(&mut test, backend, list, external, filter);
         run(&mut test)?;
     }
     if legs.aarch64 {
         run(cross::cargo(paths)?.args(["build", "--workspace", "--exclude", "xtask"]))?;
         let mut test = cross::cargo(paths)?;
-        test.args(["test", "-p", "conformance", "--test", "*", "--"])
-            .args(conformance_args(backend, "x86_64/", list, filter));
-        if let Some(external) = external {
-            test.env("CONFORMANCE_EXTERNAL", external);
-        }
+        conformance_test(&mut test, backend, list, external, filter);
         run(&mut test)?;
     }
     Ok(())
 }
 
+/// Both backends unless the caller chose (`CONFORMANCE_BACKENDS` set in the environment).
+fn all_backends(cmd: &mut Command) -> &mut Command {
+    if std::env::var_os("CONFORMANCE_BACKENDS").is_none() {
+        cmd.env("CONFORMANCE_BACKENDS", Backend::All.conformance_backends());
+    }
+    cmd
+}
+
+/// Runs every step even when an earlier one failed, then fails naming all that did.
 fn test(paths: &Paths, arch: Arch) -> Result<()> {
     setup::setup(arch.legs(), &paths.cache)?;
     let legs = arch.legs();
+    let mut failed = Vec::new();
+    let mut step = |name: &str, result: Result<()>| {
+        if let Err(e) = result {
+            eprintln!("xtask test: step `{name}` failed: {e:#}");
+            failed.push(name.to_string());
+        }
+    };
     if legs.x86_64 {
-        run(host_cargo(paths).args(["fmt", "--all", "--check"]))?;
-        run(host_cargo(paths).args([
+        step(
+            "fmt",
+            run(host_cargo(paths).args(["fmt", "--all", "--check"])),
+        );
+        step(
             "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
-        run(host_cargo(paths).args(["test", "--workspace", "--no-fail-fast"]))?;
+            run(host_cargo(paths).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])),
+        );
+        step(
+            "x86_64 tests",
+            run(all_backends(&mut host_cargo(paths)).args([
+                "test",
+                "--workspace",
+                "--no-fail-fast",
+            ])),
+        );
     }
     if legs.aarch64 {
-        smoke::run_smoke(paths)?;
+        step("aarch64 vm-smoke", smoke::run_smoke(paths));
         // Doc tests are left out: each would boot a VM of its own.
-        run(cross::cargo(paths)?.args([
-            "test",
-            "--workspace",
-            "--exclude",
-            "xtask",
-            "--no-fail-fast",
-            "--lib",
-            "--bins",
-            "--tests",
-        ]))?;
+        step(
+            "aarch64 tests",
+            cross::cargo(paths).and_then(|mut cargo| {
+                run(all_backends(&mut cargo).args([
+                    "test",
+                    "--workspace",
+                    "--exclude",
+                    "xtask",
+                    "--no-fail-fast",
+                    "--lib",
+                    "--bins",
+                    "--tests",
+                ]))
+            }),
+        );
     }
+    if !failed.is_empty() {
+        bail!("failed steps: {}", failed.join(", "));
+    }
+    eprintln!("xtask test: all steps passed");
     Ok(())
 }
 
@@ -248,25 +290,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn conformance_args_select_backend_and_arch_by_name_prefix() {
-        assert_eq!(
-            conformance_args(Backend::All, "aarch64/", false, None),
-            ["--skip", "aarch64/"]
+    fn conformance_selection_goes_to_env_and_libtest_args() {
+        let mut cmd = Command::new("cargo");
+        conformance_test(
+            &mut cmd,
+            Backend::All,
+            true,
+            Some("./w --x"),
+            Some("many-threads"),
         );
         assert_eq!(
-            conformance_args(Backend::Ptrace, "aarch64/", true, Some("many-threads")),
-            [
-                "--skip",
-                "aarch64/",
-                "--skip",
-                "/ebpf/",
-                "--list",
-                "many-threads"
-            ]
+            process::describe(&cmd),
+            "cargo test -p conformance --test conformance -- --list many-threads"
         );
+        let env: Vec<_> = cmd.get_envs().collect();
+        assert!(env.contains(&(
+            "CONFORMANCE_BACKENDS".as_ref(),
+            Some("ptrace,ebpf".as_ref())
+        )));
+        assert!(env.contains(&("CONFORMANCE_EXTERNAL".as_ref(), Some("./w --x".as_ref()))));
+        let mut cmd = Command::new("cargo");
+        conformance_test(&mut cmd, Backend::Ebpf, false, None, None);
+        let env: Vec<_> = cmd.get_envs().collect();
         assert_eq!(
-            conformance_args(Backend::Ebpf, "x86_64/", false, None),
-            ["--skip", "x86_64/", "--skip", "/ptrace/"]
+            env,
+            [("CONFORMANCE_BACKENDS".as_ref(), Some("ebpf".as_ref()))]
         );
     }
 
