@@ -225,7 +225,9 @@ impl Spec {
         let n = &self.name;
         let static_link = matches!(self.link, Link::Static | Link::StaticPie);
         if static_link && self.place != Place::Exe {
-            return Err(format!("{n}: a static executable has no DSOs (and static dlopen is out)"));
+            return Err(format!(
+                "{n}: a static executable has no DSOs (and static dlopen is out)"
+            ));
         }
         if self.model == Model::LocalExec && self.place != Place::Exe {
             return Err(format!("{n}: local-exec exists only in the executable"));
@@ -236,11 +238,17 @@ impl Spec {
         if self.compiler == Compiler::Clang && self.libc == Libc::Musl {
             return Err(format!("{n}: musl is built with musl-gcc only"));
         }
-        if self.dynamic_tls != DynamicTls::No && (self.place != Place::Dlopen || self.libc != Libc::Glibc) {
-            return Err(format!("{n}: forcing dynamic TLS applies to glibc dlopen only"));
+        if self.dynamic_tls != DynamicTls::No
+            && (self.place != Place::Dlopen || self.libc != Libc::Glibc)
+        {
+            return Err(format!(
+                "{n}: forcing dynamic TLS applies to glibc dlopen only"
+            ));
         }
         if self.model == Model::InitialExec && self.dynamic_tls != DynamicTls::No {
-            return Err(format!("{n}: an initial-exec DSO cannot be dlopen'ed without static TLS"));
+            return Err(format!(
+                "{n}: an initial-exec DSO cannot be dlopen'ed without static TLS"
+            ));
         }
         Ok(())
     }
@@ -262,7 +270,10 @@ impl Spec {
     fn env(&self) -> Vec<(String, String)> {
         match self.dynamic_tls {
             DynamicTls::Tunable => {
-                vec![("GLIBC_TUNABLES".to_string(), "glibc.rtld.optional_static_tls=0".to_string())]
+                vec![(
+                    "GLIBC_TUNABLES".to_string(),
+                    "glibc.rtld.optional_static_tls=0".to_string(),
+                )]
             }
             _ => Vec::new(),
         }
@@ -331,7 +342,10 @@ impl Builder {
 
     fn run(&self, mut cmd: Command, what: &str) -> Result<(), String> {
         let out = cmd.output().map_err(|e| {
-            format!("{what}: cannot run {:?}: {e}; install the toolchains with `cargo xtask setup`", cmd.get_program())
+            format!(
+                "{what}: cannot run {:?}: {e}; install the toolchains with `cargo xtask setup`",
+                cmd.get_program()
+            )
         })?;
         if !out.status.success() {
             return Err(format!(
@@ -350,7 +364,8 @@ impl Builder {
         cmd.args(["-std=gnu11", "-pthread", "-Wall"]);
         cmd.arg(format!("-I{}", self.c_dir.display()));
         if spec.linker == Linker::Lld {
-            cmd.arg(format!("-B{}", self.lld_dir.display())).arg("-fuse-ld=lld");
+            cmd.arg(format!("-B{}", self.lld_dir.display()))
+                .arg("-fuse-ld=lld");
         }
         Ok(cmd)
     }
@@ -368,14 +383,18 @@ impl Builder {
     }
 
     fn ctx_defines(spec: &Spec, has_v1: bool) -> Vec<String> {
-        vec![format!("-DCTX_HAS_V1={}", u8::from(has_v1)), format!("-DCTX_ALIGN={}", spec.align)]
+        vec![
+            format!("-DCTX_HAS_V1={}", u8::from(has_v1)),
+            format!("-DCTX_ALIGN={}", spec.align),
+        ]
     }
 
     fn build_filler(&self, spec: &Spec, dir: &Path, size: u32, index: usize) -> Result<(), String> {
         let mut cmd = self.command(spec)?;
         cmd.args(["-shared", "-fPIC", &format!("-DFILLER_SIZE={size}")]);
         cmd.arg(self.c_dir.join("filler.c"));
-        cmd.arg("-o").arg(dir.join(format!("libfiller-{size}-{index}.so")));
+        cmd.arg("-o")
+            .arg(dir.join(format!("libfiller-{size}-{index}.so")));
         self.run(cmd, &format!("{}: filler {size}", spec.name))
     }
 
@@ -385,8 +404,11 @@ impl Builder {
         fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let exe = dir.join(&spec.name);
         let dlist = dir.join("dynamic-list");
-        fs::write(&dlist, "{ custom_labels_abi_version; custom_labels_current_set; otel_thread_ctx_v1; };\n")
-            .map_err(|e| e.to_string())?;
+        fs::write(
+            &dlist,
+            "{ custom_labels_abi_version; custom_labels_current_set; otel_thread_ctx_v1; };\n",
+        )
+        .map_err(|e| e.to_string())?;
 
         let mut cmd = self.command(spec)?;
         cmd.arg(format!("-DWRITER_NAME=\"{}\"", spec.name));
@@ -460,7 +482,13 @@ fn main() {
         let lld = which(LLD).unwrap_or_else(|| PathBuf::from(format!("/usr/bin/{LLD}")));
         std::os::unix::fs::symlink(&lld, &lld_link).expect("symlink ld.lld");
     }
-    let builder = Builder { triple: triple.clone(), host, c_dir, out_root, lld_dir };
+    let builder = Builder {
+        triple: triple.clone(),
+        host,
+        c_dir,
+        out_root,
+        lld_dir,
+    };
 
     let specs: Vec<Spec> = VARIANTS
         .iter()
@@ -469,7 +497,10 @@ fn main() {
         .collect();
 
     // Two at a time: the machine has two cores.
-    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(4);
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(4);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<PathBuf, String>>>> =
         specs.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -491,8 +522,11 @@ fn main() {
     for (spec, result) in specs.iter().zip(results) {
         match result.into_inner().unwrap().expect("every variant built") {
             Ok(exe) => {
-                let env: Vec<serde_json::Value> =
-                    spec.env().iter().map(|(k, v)| serde_json::json!([k, v])).collect();
+                let env: Vec<serde_json::Value> = spec
+                    .env()
+                    .iter()
+                    .map(|(k, v)| serde_json::json!([k, v]))
+                    .collect();
                 catalogue.push(serde_json::json!({
                     "name": spec.name,
                     "executable": exe.display().to_string(),
@@ -515,7 +549,11 @@ fn main() {
         }
     }
     if !failures.is_empty() {
-        panic!("{} C variant(s) failed to build:\n{}", failures.len(), failures.join("\n\n"));
+        panic!(
+            "{} C variant(s) failed to build:\n{}",
+            failures.len(),
+            failures.join("\n\n")
+        );
     }
     let text = serde_json::to_string_pretty(&catalogue).expect("catalogue json");
     fs::write(out.join("catalogue.json"), text).expect("write catalogue");
@@ -523,6 +561,8 @@ fn main() {
 
 fn which(program: &str) -> Option<PathBuf> {
     env::var_os("PATH").and_then(|paths| {
-        env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file())
+        env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
     })
 }

@@ -16,7 +16,11 @@ pub struct Diff {
 
 impl std::fmt::Display for Diff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: expected {}, observed {}", self.path, self.expected, self.observed)
+        write!(
+            f,
+            "{}: expected {}, observed {}",
+            self.path, self.expected, self.observed
+        )
     }
 }
 
@@ -37,20 +41,41 @@ impl Report {
     /// Human summary: what was right and what was wrong, then every difference.
     pub fn render(&self, max_diffs: usize) -> String {
         let mut out = String::new();
-        let right: Vec<&str> = self.sections.iter().filter(|(_, ok)| *ok).map(|(s, _)| s.as_str()).collect();
-        let wrong: Vec<&str> = self.sections.iter().filter(|(_, ok)| !*ok).map(|(s, _)| s.as_str()).collect();
+        let right: Vec<&str> = self
+            .sections
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(s, _)| s.as_str())
+            .collect();
+        let wrong: Vec<&str> = self
+            .sections
+            .iter()
+            .filter(|(_, ok)| !*ok)
+            .map(|(s, _)| s.as_str())
+            .collect();
         out.push_str(&format!(
             "{} values compared, {} differ; right: {}; wrong: {}\n",
             self.compared,
             self.diffs.len(),
-            if right.is_empty() { "nothing".to_string() } else { right.join(", ") },
-            if wrong.is_empty() { "nothing".to_string() } else { wrong.join(", ") },
+            if right.is_empty() {
+                "nothing".to_string()
+            } else {
+                right.join(", ")
+            },
+            if wrong.is_empty() {
+                "nothing".to_string()
+            } else {
+                wrong.join(", ")
+            },
         ));
         for d in self.diffs.iter().take(max_diffs) {
             out.push_str(&format!("  {d}\n"));
         }
         if self.diffs.len() > max_diffs {
-            out.push_str(&format!("  ... and {} more\n", self.diffs.len() - max_diffs));
+            out.push_str(&format!(
+                "  ... and {} more\n",
+                self.diffs.len() - max_diffs
+            ));
         }
         out
     }
@@ -59,7 +84,15 @@ impl Report {
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 200 {
-        format!("{}...({} bytes)", &s[..s.char_indices().take_while(|(i, _)| *i < 200).last().map_or(0, |(i, c)| i + c.len_utf8())], s.len())
+        format!(
+            "{}...({} bytes)",
+            &s[..s
+                .char_indices()
+                .take_while(|(i, _)| *i < 200)
+                .last()
+                .map_or(0, |(i, c)| i + c.len_utf8())],
+            s.len()
+        )
     } else {
         s
     }
@@ -86,7 +119,11 @@ pub fn check(expect: &Value, observed: &Value) -> Report {
 }
 
 fn push(report: &mut Report, path: &str, expected: String, observed: String) {
-    report.diffs.push(Diff { path: path.to_string(), expected, observed });
+    report.diffs.push(Diff {
+        path: path.to_string(),
+        expected,
+        observed,
+    });
 }
 
 fn compare(expect: &Value, observed: &Value, path: &str, report: &mut Report) {
@@ -100,18 +137,27 @@ fn compare(expect: &Value, observed: &Value, path: &str, report: &mut Report) {
                         report.compared += 1;
                         push(report, &child, short(ev), "(absent)".to_string());
                     }
-                    Some(ov) if path == "$" && key == "threads" => compare_threads(ev, ov, &child, report),
+                    Some(ov) if path == "$" && key == "threads" => {
+                        compare_threads(ev, ov, &child, report)
+                    }
                     Some(ov) => compare(ev, ov, &child, report),
                 }
                 if path == "$" && key != "threads" {
-                    report.sections.push((key.clone(), report.diffs.len() == before));
+                    report
+                        .sections
+                        .push((key.clone(), report.diffs.len() == before));
                 }
             }
         }
         (Value::Array(e), Value::Array(o)) => {
             if e.len() != o.len() {
                 report.compared += 1;
-                push(report, &format!("{path}.length"), e.len().to_string(), o.len().to_string());
+                push(
+                    report,
+                    &format!("{path}.length"),
+                    e.len().to_string(),
+                    o.len().to_string(),
+                );
             }
             for (i, (ev, ov)) in e.iter().zip(o).enumerate() {
                 compare(ev, ov, &format!("{path}[{i}]"), report);
@@ -140,7 +186,12 @@ fn compare_threads(expect: &Value, observed: &Value, path: &str, report: &mut Re
     let observed_tids: Vec<Option<i64>> = o.iter().map(tid).collect();
     report.compared += 1;
     if !observed_tids.windows(2).all(|w| w[0] < w[1]) {
-        push(report, &format!("{path}(order)"), "sorted by tid".to_string(), format!("{observed_tids:?}"));
+        push(
+            report,
+            &format!("{path}(order)"),
+            "sorted by tid".to_string(),
+            format!("{observed_tids:?}"),
+        );
     }
     for et in e {
         let Some(t) = tid(et) else {
@@ -152,7 +203,12 @@ fn compare_threads(expect: &Value, observed: &Value, path: &str, report: &mut Re
         match o.iter().find(|ot| tid(ot) == Some(t)) {
             None => {
                 report.compared += 1;
-                push(report, &child, "present".to_string(), "(absent)".to_string());
+                push(
+                    report,
+                    &child,
+                    "present".to_string(),
+                    "(absent)".to_string(),
+                );
             }
             Some(ot) if et.get("churn").is_some() => {
                 let mut by_value = et.clone();
@@ -164,13 +220,20 @@ fn compare_threads(expect: &Value, observed: &Value, path: &str, report: &mut Re
             }
             Some(ot) => compare(et, ot, &child, report),
         }
-        report.sections.push((format!("thread {t}"), report.diffs.len() == before));
+        report
+            .sections
+            .push((format!("thread {t}"), report.diffs.len() == before));
     }
     for ot in o {
         if let Some(t) = tid(ot) {
             if !e.iter().any(|et| tid(et) == Some(t)) {
                 report.compared += 1;
-                push(report, &format!("{path}[tid={t}]"), "(absent)".to_string(), short(ot));
+                push(
+                    report,
+                    &format!("{path}[tid={t}]"),
+                    "(absent)".to_string(),
+                    short(ot),
+                );
             }
         }
     }
@@ -184,7 +247,12 @@ fn label_map(labels: &Value) -> Option<Vec<(String, String)>> {
     labels
         .as_array()?
         .iter()
-        .map(|l| Some((l["key"].as_str()?.to_string(), l["value"].as_str()?.to_string())))
+        .map(|l| {
+            Some((
+                l["key"].as_str()?.to_string(),
+                l["value"].as_str()?.to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -192,19 +260,34 @@ fn label_map(labels: &Value) -> Option<Vec<(String, String)>> {
 /// writer, see targets/README.md): v1 labels are exactly `churn.n = n`, `churn.n3 = 3n`,
 /// `churn.worker = w`; v2 is `null` (only for in-place writers, caught behind valid=0) or has
 /// trace id `{w:016x}{n:016x}`, span id `{n:016x}`, trace flags `n & 1`, attributes exactly
-/// `churn.n = n`, `churn.n3 = 3n`. Returns the counters seen so callers can check monotonicity.
-pub fn check_churn_thread(form: &Value, observed: &Value, path: &str, report: &mut Report) -> ChurnCounters {
+/// `churn.n = n`, `churn.n3 = 3n` (as key indices 3 and 4 when the form says `"key_map": false`,
+/// i.e. no process context publishes the key map). Returns the counters seen so callers can check monotonicity.
+pub fn check_churn_thread(
+    form: &Value,
+    observed: &Value,
+    path: &str,
+    report: &mut Report,
+) -> ChurnCounters {
     let worker = form["worker"].as_u64().unwrap_or(0);
     let mut counters: ChurnCounters = (None, None);
     report.compared += 2;
     let mut bad = |what: &str, expected: String, got: &Value| {
-        report.diffs.push(Diff { path: format!("{path}.{what}"), expected, observed: short(got) });
+        report.diffs.push(Diff {
+            path: format!("{path}.{what}"),
+            expected,
+            observed: short(got),
+        });
     };
     // v1
     let v1 = &observed["v1"];
     if form["v1"] == Value::Bool(true) {
         let labels = label_map(&v1["labels"]).unwrap_or_default();
-        let get = |k: &str| labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            labels
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
         let n = get("churn.n").and_then(|s| s.parse::<u64>().ok());
         let consistent = labels.len() == 3
             && n.is_some()
@@ -213,7 +296,11 @@ pub fn check_churn_thread(form: &Value, observed: &Value, path: &str, report: &m
         if consistent {
             counters.0 = n;
         } else {
-            bad("v1", format!("churn.n=n, churn.n3=3n, churn.worker={worker}"), v1);
+            bad(
+                "v1",
+                format!("churn.n=n, churn.n3=3n, churn.worker={worker}"),
+                v1,
+            );
         }
     } else if !v1.is_null() {
         bad("v1", "null (no v1 in this variant)".to_string(), v1);
@@ -222,11 +309,39 @@ pub fn check_churn_thread(form: &Value, observed: &Value, path: &str, report: &m
     let v2 = &observed["v2"];
     if v2.is_null() {
         if form["v2"] != Value::String("in-place".to_string()) {
-            bad("v2", "a record (pointer-swapping writer is never caught half way)".to_string(), v2);
+            bad(
+                "v2",
+                "a record (pointer-swapping writer is never caught half way)".to_string(),
+                v2,
+            );
         }
     } else {
-        let attrs = label_map(&v2["attributes"]).unwrap_or_default();
-        let get = |k: &str| attrs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        // Without a published key map the attributes come as key indices 3 and 4.
+        let attrs = if form["key_map"] == Value::Bool(false) {
+            v2["attributes"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| {
+                            let name = match e["key_index"].as_u64()? {
+                                3 => "churn.n",
+                                4 => "churn.n3",
+                                _ => "?",
+                            };
+                            Some((name.to_string(), e["value"].as_str()?.to_string()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            label_map(&v2["attributes"]).unwrap_or_default()
+        };
+        let get = |k: &str| {
+            attrs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
         let n = get("churn.n").and_then(|s| s.parse::<u64>().ok());
         let consistent = n.is_some_and(|n| {
             attrs.len() == 2
@@ -239,7 +354,13 @@ pub fn check_churn_thread(form: &Value, observed: &Value, path: &str, report: &m
         if consistent {
             counters.1 = n;
         } else {
-            bad("v2", format!("trace_id {worker:016x}<n>, span_id <n>, flags n&1, churn.n=n, churn.n3=3n"), v2);
+            bad(
+                "v2",
+                format!(
+                    "trace_id {worker:016x}<n>, span_id <n>, flags n&1, churn.n=n, churn.n3=3n"
+                ),
+                v2,
+            );
         }
     }
     counters
@@ -298,7 +419,10 @@ mod tests {
 
     #[test]
     fn unsorted_threads_are_a_difference() {
-        let r = check(&json!({"threads": [{"tid": 1}, {"tid": 2}]}), &json!({"threads": [{"tid": 2}, {"tid": 1}]}));
+        let r = check(
+            &json!({"threads": [{"tid": 1}, {"tid": 2}]}),
+            &json!({"threads": [{"tid": 2}, {"tid": 1}]}),
+        );
         assert_eq!(r.diffs.len(), 1);
         assert_eq!(r.diffs[0].path, "$.threads(order)");
     }
@@ -317,7 +441,8 @@ mod tests {
             "span_id": "0000000000000007", "trace_flags": 1,
             "attributes": [{"key": "churn.n", "value": "7"}, {"key": "churn.n3", "value": "21"}]});
         let mut r = Report::default();
-        let counters = check_churn_thread(&form, &churn_thread(2, 5, 15, good_v2.clone()), "$", &mut r);
+        let counters =
+            check_churn_thread(&form, &churn_thread(2, 5, 15, good_v2.clone()), "$", &mut r);
         assert!(r.ok(), "{}", r.render(5));
         assert_eq!(counters, (Some(5), Some(7)));
 
@@ -333,7 +458,12 @@ mod tests {
         check_churn_thread(&form, &churn_thread(2, 5, 15, Value::Null), "$", &mut r);
         assert_eq!(r.diffs.len(), 1);
         let mut r = Report::default();
-        check_churn_thread(&json!({"worker": 2, "v1": true, "v2": "in-place"}), &churn_thread(2, 5, 15, Value::Null), "$", &mut r);
+        check_churn_thread(
+            &json!({"worker": 2, "v1": true, "v2": "in-place"}),
+            &churn_thread(2, 5, 15, Value::Null),
+            "$",
+            &mut r,
+        );
         assert!(r.ok());
     }
 }

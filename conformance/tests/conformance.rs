@@ -50,7 +50,10 @@ fn backends() -> Vec<Backend> {
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| Backend::from_name(s).unwrap_or_else(|| panic!("CONFORMANCE_BACKENDS: unknown backend {s:?}")))
+        .map(|s| {
+            Backend::from_name(s)
+                .unwrap_or_else(|| panic!("CONFORMANCE_BACKENDS: unknown backend {s:?}"))
+        })
         .collect()
 }
 
@@ -66,7 +69,10 @@ fn reader_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(|d| d.parent()).map(|d| d.join("context-reader")).expect("target dir")
+    exe.parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("context-reader"))
+        .expect("target dir")
 }
 
 fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
@@ -78,7 +84,14 @@ fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
         ));
     }
     let mut child = Command::new(&bin)
-        .args([&pid.to_string(), "--once", "--format", "json", "--backend", backend.name()])
+        .args([
+            &pid.to_string(),
+            "--once",
+            "--format",
+            "json",
+            "--backend",
+            backend.name(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -103,7 +116,9 @@ fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
             None if Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("context-reader did not finish within {READER_TIMEOUT:?}"));
+                return Err(format!(
+                    "context-reader did not finish within {READER_TIMEOUT:?}"
+                ));
             }
             None => std::thread::sleep(Duration::from_millis(5)),
         }
@@ -111,23 +126,35 @@ fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
     let out = out_thread.join().unwrap_or_default();
     let err = String::from_utf8_lossy(&err_thread.join().unwrap_or_default()).into_owned();
     if !status.success() {
-        return Err(format!("context-reader exited with {status}; stderr: {err}"));
+        return Err(format!(
+            "context-reader exited with {status}; stderr: {err}"
+        ));
     }
-    let text = String::from_utf8(out).map_err(|_| "context-reader printed non-UTF-8".to_string())?;
+    let text =
+        String::from_utf8(out).map_err(|_| "context-reader printed non-UTF-8".to_string())?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.len() != 1 {
-        return Err(format!("context-reader --once printed {} lines, expected exactly one", lines.len()));
+        return Err(format!(
+            "context-reader --once printed {} lines, expected exactly one",
+            lines.len()
+        ));
     }
     serde_json::from_str(lines[0]).map_err(|e| format!("context-reader output is not JSON: {e}"))
 }
 
 fn session(pid: i32, backend: Backend) -> Result<Session, String> {
-    let opts = SnapshotOptions { backend: backend_kind(backend), ..SnapshotOptions::default() };
+    let opts = SnapshotOptions {
+        backend: backend_kind(backend),
+        ..SnapshotOptions::default()
+    };
     Session::new(pid, opts).map_err(|e| format!("reader: {e}"))
 }
 
 fn snapshot_with(session: &mut Session) -> Result<Value, String> {
-    session.snapshot().map(|(s, _)| s.to_json()).map_err(|e| format!("reader: {e}"))
+    session
+        .snapshot()
+        .map(|(s, _)| s.to_json())
+        .map_err(|e| format!("reader: {e}"))
 }
 
 /// Where failing cases leave their expect/observed documents.
@@ -136,7 +163,10 @@ fn dump(case_name: &str, expect: &Value, observed: &Value) -> String {
     let _ = std::fs::create_dir_all(&dir);
     let file = dir.join(format!("{}.json", case_name.replace('/', "__")));
     let doc = serde_json::json!({"expect": expect, "observed": observed});
-    match std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
+    match std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    ) {
         Ok(()) => format!("expect and observed: {}", file.display()),
         Err(e) => format!("(could not write {}: {e})", file.display()),
     }
@@ -154,7 +184,8 @@ fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
     let cmd = match &case.external {
         Some(line) => {
             let mut c = Command::new("sh");
-            c.arg("-c").arg(format!("exec {line}{}", if busy { " --busy" } else { "" }));
+            c.arg("-c")
+                .arg(format!("exec {line}{}", if busy { " --busy" } else { "" }));
             c
         }
         None => case.variant.command(&case.scenario, busy),
@@ -162,13 +193,20 @@ fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
     let mut target = RunningTarget::spawn(cmd)?;
     let ready = target.wait_ready(READY_TIMEOUT)?;
     if ready.pid != target.pid() {
-        return Err(format!("CONTEXT-READY pid {} but the spawned process is {}", ready.pid, target.pid()));
+        return Err(format!(
+            "CONTEXT-READY pid {} but the spawned process is {}",
+            ready.pid,
+            target.pid()
+        ));
     }
     let mut expect = ready.expect.clone();
     if let Some(obj) = expect.as_object_mut() {
-        obj.entry("backend").or_insert_with(|| Value::String(case.backend.name().to_string()));
+        obj.entry("backend")
+            .or_insert_with(|| Value::String(case.backend.name().to_string()));
     }
-    let churn = expect["threads"].as_array().is_some_and(|ts| ts.iter().any(|t| t.get("churn").is_some()));
+    let churn = expect["threads"]
+        .as_array()
+        .is_some_and(|ts| ts.iter().any(|t| t.get("churn").is_some()));
 
     let mut report = Report::default();
     let mut last_observed = Value::Null;
@@ -193,7 +231,12 @@ fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
                 d
             }));
             for (k, (tid, form)) in churners.iter().enumerate() {
-                let Some(thread) = observed["threads"].as_array().into_iter().flatten().find(|t| t["tid"] == *tid) else {
+                let Some(thread) = observed["threads"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t["tid"] == *tid)
+                else {
                     continue; // reported by check
                 };
                 let mut scratch = Report::default();
@@ -203,7 +246,9 @@ fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
                     if let Some(n) = seen {
                         if n < *prev {
                             report.diffs.push(conformance::Diff {
-                                path: format!("snapshot {round}: $.threads[tid={tid}].{what} counter"),
+                                path: format!(
+                                    "snapshot {round}: $.threads[tid={tid}].{what} counter"
+                                ),
                                 expected: format!(">= {prev}"),
                                 observed: n.to_string(),
                             });
@@ -236,11 +281,17 @@ fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
         last_observed = observed;
     }
     if !report.ok() {
-        return Err(format!("{}{}", report.render(40), dump(name, &expect, &last_observed)));
+        return Err(format!(
+            "{}{}",
+            report.render(40),
+            dump(name, &expect, &last_observed)
+        ));
     }
     let status = target.finish(EXIT_TIMEOUT)?;
     if !status.success() {
-        return Err(format!("snapshot matched, but the target exited with {status} after stdin EOF"));
+        return Err(format!(
+            "snapshot matched, but the target exited with {status} after stdin EOF"
+        ));
     }
     Ok(case.external.as_ref().map(|_| report.render(0)))
 }
@@ -263,11 +314,25 @@ fn catalogue_trials(arch: &str) -> Vec<Trial> {
     let wanted = backends();
     for variant in catalogue().into_iter().map(Arc::new) {
         for scenario in &variant.scenarios {
-            for backend in variant.backends_for(scenario).into_iter().filter(|b| wanted.contains(b)) {
+            for backend in variant
+                .backends_for(scenario)
+                .into_iter()
+                .filter(|b| wanted.contains(b))
+            {
                 // The basic case of every variant goes through the binary, end to end.
-                let reader = if scenario == "basic" { ReaderMode::Binary } else { ReaderMode::Library };
+                let reader = if scenario == "basic" {
+                    ReaderMode::Binary
+                } else {
+                    ReaderMode::Library
+                };
                 let name = format!("{arch}/{}/{}/{scenario}", backend.name(), variant.name);
-                let case = Case { backend, variant: Arc::clone(&variant), scenario: scenario.clone(), reader, external: None };
+                let case = Case {
+                    backend,
+                    variant: Arc::clone(&variant),
+                    scenario: scenario.clone(),
+                    reader,
+                    external: None,
+                };
                 trials.push(trial(name, case));
             }
         }
@@ -277,7 +342,10 @@ fn catalogue_trials(arch: &str) -> Vec<Trial> {
 
 fn external_trials(arch: &str, line: &str) -> Vec<Trial> {
     let program = line.split_whitespace().next().unwrap_or("external");
-    let writer = std::path::Path::new(program).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let writer = std::path::Path::new(program)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let variant = Arc::new(context_targets::external_variant(program));
     backends()
         .into_iter()

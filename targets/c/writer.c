@@ -833,8 +833,9 @@ int main(int argc, char **argv) {
         buf_printf(&out, "%s{\"tid\":%d,\"name\":", i ? "," : "", (int)p->tid);
         json_cstr(&out, p->name);
         if (p->churn_worker) {
-            buf_printf(&out, ",\"churn\":{\"worker\":%d,\"v1\":%s,\"v2\":\"%s\"}", p->churn_worker,
-                       has_v1 ? "true" : "false", churn_in_place(p->churn_worker) ? "in-place" : "swap");
+            buf_printf(&out, ",\"churn\":{\"worker\":%d,\"v1\":%s,\"v2\":\"%s\",\"key_map\":%s}",
+                       p->churn_worker, has_v1 ? "true" : "false",
+                       churn_in_place(p->churn_worker) ? "in-place" : "swap", pc_visible ? "true" : "false");
         } else {
             buf_puts(&out, ",\"v1\":");
             expect_v1(&out, p);

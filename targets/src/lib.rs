@@ -108,12 +108,20 @@ impl Variant {
 const C_CATALOGUE: &str = include_str!(concat!(env!("OUT_DIR"), "/catalogue.json"));
 
 fn strings(v: &serde_json::Value, key: &str) -> Vec<String> {
-    v[key].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    v[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The C variants built by `build.rs` for this target triple.
 pub fn c_variants() -> Vec<Variant> {
-    let entries: Vec<serde_json::Value> = serde_json::from_str(C_CATALOGUE).expect("build.rs writes valid JSON");
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(C_CATALOGUE).expect("build.rs writes valid JSON");
     entries
         .into_iter()
         .map(|e| Variant {
@@ -126,7 +134,9 @@ pub fn c_variants() -> Vec<Variant> {
                 .map(|pairs| {
                     pairs
                         .iter()
-                        .filter_map(|p| Some((p[0].as_str()?.to_string(), p[1].as_str()?.to_string())))
+                        .filter_map(|p| {
+                            Some((p[0].as_str()?.to_string(), p[1].as_str()?.to_string()))
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -165,7 +175,10 @@ pub fn rust_variants() -> Result<Vec<Variant>, String> {
     entries
         .into_iter()
         .map(|e| {
-            let name = e["name"].as_str().ok_or(format!("{}: entry without name", path.display()))?.to_string();
+            let name = e["name"]
+                .as_str()
+                .ok_or(format!("{}: entry without name", path.display()))?
+                .to_string();
             let binary = e["binary"].as_str().ok_or(format!("{name}: no binary"))?;
             let backends = strings(&e, "backends")
                 .iter()
@@ -179,7 +192,11 @@ pub fn rust_variants() -> Result<Vec<Variant>, String> {
                 env: Vec::new(),
                 scenarios: strings(&e, "scenarios"),
                 formats: strings(&e, "formats"),
-                backends: if backends.is_empty() { vec![Backend::Ptrace] } else { backends },
+                backends: if backends.is_empty() {
+                    vec![Backend::Ptrace]
+                } else {
+                    backends
+                },
                 ebpf_excluded: Vec::new(),
                 tls_block: None,
                 properties: e,

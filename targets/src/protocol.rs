@@ -30,19 +30,36 @@ impl Ready {
     }
 
     fn parse_json(json: &str) -> Result<Ready, String> {
-        let doc: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("CONTEXT-READY is not JSON: {e}"))?;
-        let protocol = doc["protocol"].as_u64().ok_or("CONTEXT-READY: no \"protocol\"")?;
+        let doc: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("CONTEXT-READY is not JSON: {e}"))?;
+        let protocol = doc["protocol"]
+            .as_u64()
+            .ok_or("CONTEXT-READY: no \"protocol\"")?;
         if protocol != 1 {
-            return Err(format!("CONTEXT-READY: protocol {protocol}, this runner speaks 1"));
+            return Err(format!(
+                "CONTEXT-READY: protocol {protocol}, this runner speaks 1"
+            ));
         }
-        let pid = doc["pid"].as_i64().and_then(|p| i32::try_from(p).ok()).ok_or("CONTEXT-READY: no \"pid\"")?;
+        let pid = doc["pid"]
+            .as_i64()
+            .and_then(|p| i32::try_from(p).ok())
+            .ok_or("CONTEXT-READY: no \"pid\"")?;
         let writer = doc["writer"].as_str().unwrap_or("").to_string();
-        let expect = doc.get("expect").cloned().ok_or("CONTEXT-READY: no \"expect\"")?;
+        let expect = doc
+            .get("expect")
+            .cloned()
+            .ok_or("CONTEXT-READY: no \"expect\"")?;
         if !expect.is_object() {
             return Err("CONTEXT-READY: \"expect\" is not an object".to_string());
         }
         let notes = doc.get("notes").cloned().unwrap_or(serde_json::Value::Null);
-        Ok(Ready { protocol, pid, writer, expect, notes })
+        Ok(Ready {
+            protocol,
+            pid,
+            writer,
+            expect,
+            notes,
+        })
     }
 }
 
@@ -59,8 +76,12 @@ impl RunningTarget {
     /// Spawns `cmd` with piped stdin/stdout/stderr.
     pub fn spawn(mut cmd: Command) -> Result<RunningTarget, String> {
         let description = format!("{cmd:?}");
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {description}: {e}"))?;
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {description}: {e}"))?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or("no stdout pipe")?;
         let mut stderr_pipe = child.stderr.take().ok_or("no stderr pipe")?;
@@ -89,7 +110,13 @@ impl RunningTarget {
                 }
             }
         });
-        Ok(RunningTarget { child: Some(child), stdin, lines, stderr, description })
+        Ok(RunningTarget {
+            child: Some(child),
+            stdin,
+            lines,
+            stderr,
+            description,
+        })
     }
 
     pub fn pid(&self) -> i32 {
@@ -98,7 +125,10 @@ impl RunningTarget {
 
     /// What the target wrote to stderr so far (for failure messages).
     pub fn stderr_text(&self) -> String {
-        self.stderr.lock().map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_default()
+        self.stderr
+            .lock()
+            .map(|s| String::from_utf8_lossy(&s).into_owned())
+            .unwrap_or_default()
     }
 
     /// Waits for the `CONTEXT-READY` line; other stdout lines are ignored.
@@ -140,11 +170,16 @@ impl RunningTarget {
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => return Ok(status),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("{}: did not exit within {timeout:?} of stdin EOF", self.description));
+                    return Err(format!(
+                        "{}: did not exit within {timeout:?} of stdin EOF",
+                        self.description
+                    ));
                 }
                 Err(e) => return Err(format!("{}: wait failed: {e}", self.description)),
             }
@@ -167,14 +202,19 @@ mod tests {
 
     #[test]
     fn parses_a_ready_line_and_rejects_others() {
-        let ok = Ready::parse_line(r#"CONTEXT-READY {"protocol":1,"pid":7,"writer":"w","expect":{"pid":7}}"#)
-            .expect("is a ready line")
-            .expect("valid");
+        let ok = Ready::parse_line(
+            r#"CONTEXT-READY {"protocol":1,"pid":7,"writer":"w","expect":{"pid":7}}"#,
+        )
+        .expect("is a ready line")
+        .expect("valid");
         assert_eq!((ok.pid, ok.writer.as_str()), (7, "w"));
         assert_eq!(ok.expect["pid"], 7);
         assert!(Ready::parse_line("hello").is_none());
-        let bad = Ready::parse_line(r#"CONTEXT-READY {"protocol":2,"pid":7,"expect":{}}"#).expect("ready line");
+        let bad = Ready::parse_line(r#"CONTEXT-READY {"protocol":2,"pid":7,"expect":{}}"#)
+            .expect("ready line");
         assert!(bad.unwrap_err().contains("protocol 2"));
-        assert!(Ready::parse_line("CONTEXT-READY {").expect("ready line").is_err());
+        assert!(Ready::parse_line("CONTEXT-READY {")
+            .expect("ready line")
+            .is_err());
     }
 }
