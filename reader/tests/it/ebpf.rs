@@ -5,7 +5,7 @@ use context_reader::snapshot::BackendKind;
 use context_reader::{take_snapshot, SnapshotOptions};
 use serde_json::Value;
 
-use crate::ptrace::{build_writer, expected, Libc, Placement, Writer};
+use crate::writer::{build_writer, expected, Libc, Placement, Writer};
 
 /// Drops `published_at_ns` (unknowable in advance) and error details (free text), keeping kinds.
 fn comparable(mut v: Value) -> Value {

@@ -5,3 +5,4 @@ mod decode_v1;
 mod ebpf;
 mod fixtures;
 mod ptrace;
+mod writer;

@@ -1,6 +1,6 @@
 /* Integration-test writer for the reader crate: publishes custom-labels v1, an OTEP 4947 record
  * and an OTEP 4719 process context, prints "READY <tid> <tid>" and parks until stdin EOF.
- * Thread i (1, 2) has labels {"worker": "w<i>", "customer": "acme"} and a record with
+ * Thread i (1..N, N = --threads, default 2) has labels {"worker": "w<i>", "customer": "acme"} and a record with
  * trace id bytes i,i,..., span id 0xa0+i..., flags 1, attributes {0: "/api/<i>", 1: "u<i>"}.
  * The main thread publishes nothing. With --busy the workers spin on CPU (for sampling backends). */
 #define _GNU_SOURCE
@@ -66,7 +66,9 @@ static void publish_process_context(void) {
 static pthread_barrier_t ready, done_barrier;
 static int busy;
 static volatile int stopping;
-static pid_t tids[2];
+#define MAX_THREADS 1024
+static pid_t tids[MAX_THREADS];
+static int nthreads = 2;
 
 static cl_string str(const char *s) { cl_string r = { strlen(s), (const unsigned char *)strdup(s) }; return r; }
 
@@ -98,19 +100,25 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) busy |= strcmp(argv[i], "--busy") == 0;
+    for (int i = 1; i < argc; i++) {
+        busy |= strcmp(argv[i], "--busy") == 0;
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) nthreads = atoi(argv[++i]);
+    }
+    if (nthreads < 1 || nthreads > MAX_THREADS) nthreads = 2;
     publish_process_context();
-    pthread_barrier_init(&ready, NULL, 3);
-    pthread_barrier_init(&done_barrier, NULL, 3);
-    pthread_t th[2];
-    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, worker, (void *)(intptr_t)(i + 1));
+    pthread_barrier_init(&ready, NULL, (unsigned)nthreads + 1);
+    pthread_barrier_init(&done_barrier, NULL, (unsigned)nthreads + 1);
+    static pthread_t th[MAX_THREADS];
+    for (int i = 0; i < nthreads; i++) pthread_create(&th[i], NULL, worker, (void *)(intptr_t)(i + 1));
     pthread_barrier_wait(&ready);
-    printf("READY %d %d\n", tids[0], tids[1]);
+    printf("READY");
+    for (int i = 0; i < nthreads; i++) printf(" %d", tids[i]);
+    printf("\n");
     fflush(stdout);
     char c;
     while (read(0, &c, 1) > 0) {}
     stopping = 1;
     pthread_barrier_wait(&done_barrier);
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
     return 0;
 }
