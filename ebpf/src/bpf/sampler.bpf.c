@@ -62,7 +62,21 @@ _Static_assert(sizeof(struct cr_process_params) == CR_PROCESS_PARAMS_SIZE, "cr_p
 _Static_assert(sizeof(struct cr_sample_header) == CR_SAMPLE_HEADER_SIZE, "cr_sample_header size");
 _Static_assert(sizeof(struct cr_chunk_header) == CR_CHUNK_HEADER_SIZE, "cr_chunk_header size");
 _Static_assert((CR_DATA_CAPACITY & CR_DATA_MASK) == 0, "capacity is a power of two");
-_Static_assert(CR_DATA_SLACK >= CR_CHUNK_HEADER_SIZE + 2 * CR_MAX_READ, "slack covers a masked read");
+_Static_assert(CR_DATA_SLACK >= CR_CHUNK_HEADER_SIZE + 2 * CR_MAX_READ + 8, "slack covers a masked read");
+
+/*
+ * Verification budget: the functions marked CR_GLOBAL are global BPF functions, which the
+ * verifier checks once, on their own, with unknown arguments, instead of once per call site and
+ * path. Without them the label and entry loops exceed the 1M-instruction limit on 6.1/6.12
+ * kernels. Their pointer arguments may be NULL as far as the verifier knows, hence the checks.
+ * The chunk position is kept in the map value (header.data_len), never in a register, for the
+ * same reason: an unknown scalar on every path lets equal states be pruned.
+ */
+#define CR_GLOBAL __attribute__((noinline))
+
+/* Errors of cr_copy_chunk (it returns an offset >= 0 on success). */
+#define COPY_FAULT (-1)
+#define COPY_FULL (-2)
 
 static __always_inline void count(__u32 index)
 {
@@ -71,27 +85,43 @@ static __always_inline void count(__u32 index)
 		*value += 1;
 }
 
-/* Outcome of one copy. */
-#define COPY_OK 0
-#define COPY_FAULT 1
-#define COPY_FULL 2
+static __always_inline void set_flag(struct cr_scratch *s, int shift, __u64 bit)
+{
+	s->header.flags |= bit << shift;
+}
+
+/* Flags a failed copy: `fault_bit` for a failed read, buffer-full when the area was full. */
+static __always_inline void fail(struct cr_scratch *s, int shift, int outcome, __u64 fault_bit)
+{
+	set_flag(s, shift, outcome == COPY_FULL ? (__u64)CR_FMT_BUFFER_FULL : fault_bit);
+}
+
+/* Offsets returned by cr_copy_chunk are < CR_DATA_CAPACITY; the mask tells the verifier so. */
+static __always_inline __u32 bounded(int offset)
+{
+	__u32 o = (__u32)offset;
+	barrier_var(o);
+	return o & CR_DATA_MASK;
+}
+
+static __always_inline __u64 data_u64(struct cr_scratch *s, int offset)
+{
+	return *(__u64 *)&s->data[bounded(offset)];
+}
 
 /*
- * Reads `len` (<= CR_MAX_READ) bytes at user address `addr` into a new chunk at the end of the chunk area.
- * On success advances s->header.data_len and returns COPY_OK with *data_off = offset of the bytes in
- * s->data. A failed read leaves no chunk.
+ * Reads `len` (<= CR_MAX_READ) bytes at user address `addr` into a new chunk at the end of the
+ * chunk area. Returns the offset of the bytes in s->data, or COPY_FAULT (the read failed: no
+ * chunk) or COPY_FULL (no room: no chunk).
  */
-static __always_inline int copy_chunk(struct cr_scratch *s, __u64 addr, __u32 len,
-				      __u32 *data_off)
+CR_GLOBAL int cr_copy_chunk(struct cr_scratch *s, __u64 addr, __u32 len)
 {
-	/* The position lives in the map value, not in a register: the verifier then sees an
-	 * unknown scalar on every path and prunes equal states instead of tracking each exact
-	 * position (which exceeds the 1M-instruction budget). */
-	__u32 p = s->header.data_len;
-
-	if (len > CR_MAX_READ)
+	if (!s)
 		return COPY_FULL;
-	/* strict: the position stays below CR_DATA_CAPACITY, so masking it later is the identity */
+	__u32 p = s->header.data_len;
+	if (len == 0 || len > CR_MAX_READ)
+		return COPY_FULL;
+	/* strict, so that the position stays below CR_DATA_CAPACITY and masking is the identity */
 	if ((__u64)p + CR_CHUNK_HEADER_SIZE + ((len + 7) & ~7U) >= CR_DATA_CAPACITY)
 		return COPY_FULL;
 	barrier_var(p);
@@ -107,218 +137,179 @@ static __always_inline int copy_chunk(struct cr_scratch *s, __u64 addr, __u32 le
 	*(__u64 *)&s->data[p + CR_CHUNK_HEADER_SIZE + (len & ~7U)] = 0;
 	if (bpf_probe_read_user(&s->data[p + CR_CHUNK_HEADER_SIZE], len, (const void *)addr) != 0)
 		return COPY_FAULT;
-	__u32 padded = p + CR_CHUNK_HEADER_SIZE + ((len + 7) & ~7U);
-	*data_off = p + CR_CHUNK_HEADER_SIZE;
-	s->header.data_len = padded;
+	s->header.data_len = p + CR_CHUNK_HEADER_SIZE + ((len + 7) & ~7U);
 	s->header.chunk_count += 1;
-	return COPY_OK;
-}
-
-/* Reads one u64 as a chunk and returns it in *out. */
-static __always_inline int copy_u64(struct cr_scratch *s, __u64 addr, __u64 *out)
-{
-	__u64 value = 0;
-	/* The position lives in the map value, not in a register: the verifier then sees an
-	 * unknown scalar on every path and prunes equal states instead of tracking each exact
-	 * position (which exceeds the 1M-instruction budget). */
-	__u32 p = s->header.data_len;
-
-	if ((__u64)p + CR_CHUNK_HEADER_SIZE + 8 >= CR_DATA_CAPACITY)
-		return COPY_FULL;
-	if (bpf_probe_read_user(&value, 8, (const void *)addr) != 0)
-		return COPY_FAULT;
-	barrier_var(p);
-	p &= CR_DATA_MASK;
-	struct cr_chunk_header *h = (void *)&s->data[p];
-	h->addr = addr;
-	h->len = 8;
-	h->reserved = 0;
-	*(__u64 *)&s->data[p + CR_CHUNK_HEADER_SIZE] = value;
-	s->header.data_len = p + CR_CHUNK_HEADER_SIZE + 8;
-	s->header.chunk_count += 1;
-	*out = value;
-	return COPY_OK;
-}
-
-static __always_inline void fail(struct cr_scratch *s, int shift, int outcome, __u64 fault_bit)
-{
-	s->header.flags |= (outcome == COPY_FULL ? (__u64)CR_FMT_BUFFER_FULL : fault_bit) << shift;
+	return (int)(p + CR_CHUNK_HEADER_SIZE);
 }
 
 /* Returns the slot address for `rule`, or 0 if there is none for this thread. */
-static __always_inline __u64 resolve_slot(struct cr_scratch *s, __u64 tp,
-					  const struct cr_slot_rule *rule, int shift)
+CR_GLOBAL __u64 cr_resolve_slot(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *rule, int shift)
 {
-	__u64 dtv = 0, length = 0, block = 0;
 	int r;
 
+	if (!s || !rule)
+		return 0;
 	if (rule->kind == CR_RULE_TP_RELATIVE)
 		return tp + (__u64)rule->tp_offset;
 	if (rule->kind != CR_RULE_DTV)
 		return 0;
 
-	r = copy_u64(s, tp + (__u64)rule->tp_offset, &dtv);
-	if (r != COPY_OK) {
+	r = cr_copy_chunk(s, tp + (__u64)rule->tp_offset, 8);
+	if (r < 0) {
 		fail(s, shift, r, CR_FMT_DTV_UNREADABLE);
 		return 0;
 	}
-	r = copy_u64(s, rule->glibc_counter ? dtv - 16 : dtv, &length);
-	if (r != COPY_OK) {
+	__u64 dtv = data_u64(s, r);
+	r = cr_copy_chunk(s, rule->glibc_counter ? dtv - 16 : dtv, 8);
+	if (r < 0) {
 		fail(s, shift, r, CR_FMT_DTV_UNREADABLE);
 		return 0;
 	}
-	if (length < rule->module_id) {
-		s->header.flags |= (__u64)CR_FMT_DTV_SHORT << shift;
+	if (data_u64(s, r) < rule->module_id) {
+		set_flag(s, shift, CR_FMT_DTV_SHORT);
 		return 0;
 	}
-	r = copy_u64(s, dtv + rule->module_id * rule->entry_size, &block);
-	if (r != COPY_OK) {
+	r = cr_copy_chunk(s, dtv + rule->module_id * rule->entry_size, 8);
+	if (r < 0) {
 		fail(s, shift, r, CR_FMT_DTV_UNREADABLE);
 		return 0;
 	}
+	__u64 block = data_u64(s, r);
 	if (block == 0 || block == (__u64)-1) {
-		s->header.flags |= (__u64)CR_FMT_TLS_UNALLOCATED << shift;
+		set_flag(s, shift, CR_FMT_TLS_UNALLOCATED);
 		return 0;
 	}
 	return block + rule->block_offset;
 }
 
-struct cr_v1_label {
-	__u64 key_len;
-	__u64 key_buf;
-	__u64 value_len;
-	__u64 value_buf;
-};
-
-/* Copies one v1 string; returns 0 when done or skipped, 1 when the sample should stop. */
+/* Copies one v1 string; returns 1 when the chunk area is full (stop), else 0. */
 static __always_inline int copy_v1_string(struct cr_scratch *s, __u64 buf, __u64 len)
 {
-	__u32 off;
-	int r;
-
 	if (buf == 0 || len == 0)
 		return 0;
 	if (len > CR_MAX_V1_STRING) {
-		s->header.flags |= (__u64)CR_FMT_TOO_LARGE << CR_FLAG_V1_SHIFT;
+		set_flag(s, CR_FLAG_V1_SHIFT, CR_FMT_TOO_LARGE);
 		return 0;
 	}
-	r = copy_chunk(s, buf, (__u32)len, &off);
+	int r = cr_copy_chunk(s, buf, (__u32)len);
 	if (r == COPY_FULL) {
 		fail(s, CR_FLAG_V1_SHIFT, r, 0);
 		return 1;
 	}
-	if (r != COPY_OK)
-		s->header.flags |= (__u64)CR_FMT_STRING_UNREADABLE << CR_FLAG_V1_SHIFT;
+	if (r < 0)
+		set_flag(s, CR_FLAG_V1_SHIFT, CR_FMT_STRING_UNREADABLE);
 	return 0;
 }
 
-static __always_inline void read_v1(struct cr_scratch *s, __u64 tp,
-				    const struct cr_slot_rule *rule)
+/* Copies key and value of the label whose 32 bytes are at s->data[entry_off]; 1 = stop. */
+CR_GLOBAL int cr_copy_v1_label(struct cr_scratch *s, __u32 entry_off)
+{
+	if (!s)
+		return 1;
+	entry_off &= CR_DATA_MASK;
+	__u64 key_len = *(__u64 *)&s->data[entry_off];
+	__u64 key_buf = *(__u64 *)&s->data[entry_off + 8];
+	__u64 value_len = *(__u64 *)&s->data[entry_off + 16];
+	__u64 value_buf = *(__u64 *)&s->data[entry_off + 24];
+	if (key_buf == 0)
+		return 0; /* hidden entry: the decoder skips it without reading */
+	if (copy_v1_string(s, key_buf, key_len))
+		return 1;
+	return copy_v1_string(s, value_buf, value_len);
+}
+
+CR_GLOBAL int cr_read_v1(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *rule)
 {
 	const int shift = CR_FLAG_V1_SHIFT;
-	__u64 slot, set_ptr = 0;
-	__u32 off = 0;
 	int r;
 
-	slot = resolve_slot(s, tp, rule, shift);
+	if (!s || !rule)
+		return 0;
+	__u64 slot = cr_resolve_slot(s, tp, rule, shift);
 	if (slot == 0)
-		return;
-	__u64 storage, set_count;
+		return 0;
 	if (rule->layout == CR_V1_LAYOUT_INLINE) {
 		/* ABI 0: the TLS object itself is {storage, count} */
-		r = copy_chunk(s, slot, CR_V0_INLINE_SIZE, &off);
-		if (r != COPY_OK) {
+		r = cr_copy_chunk(s, slot, CR_V0_INLINE_SIZE);
+		if (r < 0) {
 			fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
-			return;
+			return 0;
 		}
 	} else {
-		r = copy_u64(s, slot, &set_ptr);
-		if (r != COPY_OK) {
+		r = cr_copy_chunk(s, slot, 8);
+		if (r < 0) {
 			fail(s, shift, r, CR_FMT_SLOT_UNREADABLE);
-			return;
+			return 0;
 		}
-		if (set_ptr == 0)
-			return;
-		r = copy_chunk(s, set_ptr, CR_V1_SET_SIZE, &off);
-		if (r != COPY_OK) {
+		__u64 set = data_u64(s, r);
+		if (set == 0)
+			return 0;
+		r = cr_copy_chunk(s, set, CR_V1_SET_SIZE);
+		if (r < 0) {
 			fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
-			return;
+			return 0;
 		}
 	}
-	off &= CR_DATA_MASK;
-	storage = *(__u64 *)&s->data[off];
-	set_count = *(__u64 *)&s->data[off + 8];
+	__u64 storage = data_u64(s, r);
+	__u64 set_count = data_u64(s, r + 8);
 	if (set_count == 0)
-		return;
+		return 0;
 	if (set_count > CR_MAX_V1_LABELS) {
 		/* like the decoder with max_labels = CR_MAX_V1_LABELS: the first entries are read */
-		s->header.flags |= (__u64)CR_FMT_TOO_LARGE << shift;
+		set_flag(s, shift, CR_FMT_TOO_LARGE);
 		set_count = CR_MAX_V1_LABELS;
 	}
 	if (storage == 0)
-		return; /* the decoder reports a NULL storage without reading */
+		return 0; /* the decoder reports a NULL storage without reading */
 	__u32 count = (__u32)set_count;
-	__u32 storage_off = 0;
-	r = copy_chunk(s, storage, count * CR_V1_LABEL_SIZE, &storage_off);
-	if (r != COPY_OK) {
+	r = cr_copy_chunk(s, storage, count * CR_V1_LABEL_SIZE);
+	if (r < 0) {
 		fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
-		return;
+		return 0;
 	}
-
-#pragma clang loop unroll(disable)
+	__u32 storage_off = (__u32)r;
 	for (__u32 i = 0; i < CR_MAX_V1_LABELS; i++) {
 		if (i >= count)
 			break;
-		__u32 entry_off = storage_off + i * CR_V1_LABEL_SIZE;
-		barrier_var(entry_off);
-		entry_off &= CR_DATA_MASK;
-		struct cr_v1_label label = *(struct cr_v1_label *)&s->data[entry_off];
-		if (label.key_buf == 0)
-			continue;
-		if (copy_v1_string(s, label.key_buf, label.key_len))
-			return;
-		if (copy_v1_string(s, label.value_buf, label.value_len))
-			return;
+		if (cr_copy_v1_label(s, storage_off + i * CR_V1_LABEL_SIZE))
+			break;
 	}
+	return 0;
 }
 
 /* The valid byte at `at`, read again after the copy: a change means a torn copy. */
 static __always_inline void reread_valid(struct cr_scratch *s, __u64 at, __u8 valid)
 {
-	const int shift = CR_FLAG_V2_SHIFT;
-	__u32 valid_off = 0;
-	int r = copy_chunk(s, at, 1, &valid_off);
-	if (r != COPY_OK) {
-		fail(s, shift, r, CR_FMT_REREAD_UNREADABLE);
+	int r = cr_copy_chunk(s, at, 1);
+	if (r < 0) {
+		fail(s, CR_FLAG_V2_SHIFT, r, CR_FMT_REREAD_UNREADABLE);
 		return;
 	}
-	valid_off &= CR_DATA_MASK;
-	if (s->data[valid_off] != valid)
-		s->header.flags |= (__u64)CR_FMT_TORN << shift;
+	if (s->data[bounded(r)] != valid)
+		set_flag(s, CR_FLAG_V2_SHIFT, CR_FMT_TORN);
 }
 
 /* OTEP 4947: 28 bytes; if valid == 1, attrs_data_size bytes at +28 (capped); valid again. */
 static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
 {
 	const int shift = CR_FLAG_V2_SHIFT;
-	__u32 off = 0, attrs_off = 0;
-	int r = copy_chunk(s, record, CR_V2_HEADER_SIZE, &off);
-	if (r != COPY_OK) {
+	int r = cr_copy_chunk(s, record, CR_V2_HEADER_SIZE);
+	if (r < 0) {
 		fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
 		return;
 	}
-	off &= CR_DATA_MASK;
+	__u32 off = bounded(r);
 	__u8 valid = s->data[off + CR_V2_VALID_OFFSET];
-	__u16 size = *(__u16 *)&s->data[off + CR_V2_SIZE_OFFSET];
+	__u32 size = *(__u16 *)&s->data[off + CR_V2_SIZE_OFFSET];
 	if (valid != 1)
 		return;
 	if (size > CR_MAX_V2_ATTRS) {
-		s->header.flags |= (__u64)CR_FMT_TOO_LARGE << shift;
+		set_flag(s, shift, CR_FMT_TOO_LARGE);
 		size = CR_MAX_V2_ATTRS;
 	}
 	if (size > 0) {
-		r = copy_chunk(s, record + CR_V2_HEADER_SIZE, size, &attrs_off);
-		if (r != COPY_OK) {
+		r = cr_copy_chunk(s, record + CR_V2_HEADER_SIZE, size);
+		if (r < 0) {
 			fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
 			return;
 		}
@@ -326,74 +317,84 @@ static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
 	reread_valid(s, record + CR_V2_VALID_OFFSET, valid);
 }
 
-/* Draft: 34 bytes; if valid == 1, per entry 2 bytes {key_index, len} then len bytes; valid again. */
-static __always_inline void read_draft_record(struct cr_scratch *s, __u64 record)
+/*
+ * One draft entry at `at`: 2 bytes {key_index, len}, then len bytes if len <= `budget`.
+ * Returns len, or -1 to stop (read failed, area full, or over the budget).
+ */
+CR_GLOBAL int cr_copy_draft_entry(struct cr_scratch *s, __u64 at, __u32 budget)
 {
 	const int shift = CR_FLAG_V2_SHIFT;
-	__u32 off = 0;
-	int r = copy_chunk(s, record, CR_DRAFT_HEADER_SIZE, &off);
-	if (r != COPY_OK) {
-		fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
+	if (!s)
+		return -1;
+	int r = cr_copy_chunk(s, at, 2);
+	if (r < 0) {
+		fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
+		return -1;
+	}
+	__u32 len = s->data[bounded(r) + 1];
+	if (len == 0)
+		return 0;
+	if (len > budget) {
+		set_flag(s, shift, CR_FMT_TOO_LARGE);
+		return -1;
+	}
+	r = cr_copy_chunk(s, at + 2, len);
+	if (r < 0) {
+		fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
+		return -1;
+	}
+	return (int)len;
+}
+
+/* Draft: 34 bytes; if valid == 1, attrs_count entries (<= CR_MAX_V2_ATTRS value bytes); valid again. */
+static __always_inline void read_draft_record(struct cr_scratch *s, __u64 record)
+{
+	int r = cr_copy_chunk(s, record, CR_DRAFT_HEADER_SIZE);
+	if (r < 0) {
+		fail(s, CR_FLAG_V2_SHIFT, r, CR_FMT_RECORD_UNREADABLE);
 		return;
 	}
-	off &= CR_DATA_MASK;
+	__u32 off = bounded(r);
 	__u8 valid = s->data[off + CR_DRAFT_VALID_OFFSET];
 	__u32 count = s->data[off + CR_DRAFT_COUNT_OFFSET];
 	if (valid != 1)
 		return;
 	__u64 at = record + CR_DRAFT_HEADER_SIZE;
-	__u32 total = 0;
-#pragma clang loop unroll(disable)
+	__u32 budget = CR_MAX_V2_ATTRS;
 	for (__u32 i = 0; i < CR_MAX_DRAFT_ENTRIES; i++) {
 		if (i >= count)
 			break;
-		__u32 head_off = 0, value_off = 0;
-		r = copy_chunk(s, at, 2, &head_off);
-		if (r != COPY_OK) {
-			fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
+		int len = cr_copy_draft_entry(s, at, budget);
+		if (len < 0)
 			break;
-		}
-		head_off &= CR_DATA_MASK;
-		__u32 len = s->data[head_off + 1];
-		if (len > 0) {
-			total += len;
-			if (total > CR_MAX_V2_ATTRS) {
-				s->header.flags |= (__u64)CR_FMT_TOO_LARGE << shift;
-				break;
-			}
-			r = copy_chunk(s, at + 2, len, &value_off);
-			if (r != COPY_OK) {
-				fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
-				break;
-			}
-		}
-		at += 2 + len;
+		budget -= (__u32)len;
+		at += 2 + (__u32)len;
 	}
 	reread_valid(s, record + CR_DRAFT_VALID_OFFSET, valid);
 }
 
-static __always_inline void read_v2(struct cr_scratch *s, __u64 tp,
-				    const struct cr_slot_rule *rule)
+CR_GLOBAL int cr_read_v2(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *rule)
 {
 	const int shift = CR_FLAG_V2_SHIFT;
-	__u64 slot, record = 0;
-	int r;
 
-	slot = resolve_slot(s, tp, rule, shift);
+	if (!s || !rule)
+		return 0;
+	__u64 slot = cr_resolve_slot(s, tp, rule, shift);
 	if (slot == 0)
-		return;
-	r = copy_u64(s, slot, &record);
-	if (r != COPY_OK) {
+		return 0;
+	int r = cr_copy_chunk(s, slot, 8);
+	if (r < 0) {
 		fail(s, shift, r, CR_FMT_SLOT_UNREADABLE);
-		return;
+		return 0;
 	}
+	__u64 record = data_u64(s, r);
 	if (record == 0)
-		return;
-
+		return 0;
 	if (rule->layout == CR_V2_LAYOUT_DRAFT)
 		read_draft_record(s, record);
 	else
 		read_otep_record(s, record);
+	return 0;
 }
 
 static __always_inline __u64 thread_pointer(struct task_struct *task, int *err)
@@ -444,8 +445,8 @@ int sample_context(void *ctx)
 	} else if (tp == 0) {
 		s->header.flags |= CR_FLAG_TP_ZERO;
 	} else {
-		read_v1(s, tp, &params->v1);
-		read_v2(s, tp, &params->v2);
+		cr_read_v1(s, tp, &params->v1);
+		cr_read_v2(s, tp, &params->v2);
 	}
 
 	__u32 len = s->header.data_len;
