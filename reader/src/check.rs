@@ -45,7 +45,7 @@ impl FileReport {
 }
 
 fn file_kind(m: &ElfModule) -> &'static str {
-    match (m.is_dyn, m.has_interp, m.has_dynsym) {
+    match (m.is_dyn, m.interp.is_some(), m.has_dynsym) {
         (false, true, _) => "executable (non-PIE)",
         (false, false, _) => "static executable",
         (true, true, _) => "PIE executable",
@@ -57,7 +57,7 @@ fn file_kind(m: &ElfModule) -> &'static str {
 
 fn is_executable(m: &ElfModule, file_name: &str) -> bool {
     !m.is_dyn
-        || m.has_interp
+        || m.interp.is_some()
         || (m.soname.is_none() && !file_name.contains(".so") && !file_name.ends_with(".node"))
 }
 

@@ -104,7 +104,8 @@ pub struct ElfModule {
     pub arch: Arch,
     /// `ET_DYN` (PIE or shared object) rather than `ET_EXEC`.
     pub is_dyn: bool,
-    pub has_interp: bool,
+    /// `PT_INTERP`: the dynamic loader an executable asks for.
+    pub interp: Option<String>,
     pub has_dynsym: bool,
     pub soname: Option<String>,
     pub tls: Option<TlsSegment>,
@@ -140,7 +141,7 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
     };
     let mut tls = None;
     let mut first_load = None;
-    let mut has_interp = false;
+    let mut interp = None;
     for ph in file.elf_program_headers() {
         match ph.p_type(endian) {
             elf::PT_TLS => {
@@ -154,7 +155,11 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
             elf::PT_LOAD if first_load.is_none() => {
                 first_load = Some((ph.p_vaddr(endian), ph.p_offset(endian)))
             }
-            elf::PT_INTERP => has_interp = true,
+            elf::PT_INTERP => {
+                let path = ph.data(endian, data).unwrap_or_default();
+                let path = path.split(|b| *b == 0).next().unwrap_or_default();
+                interp = Some(String::from_utf8_lossy(path).into_owned());
+            }
             _ => {}
         }
     }
@@ -237,7 +242,7 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
     Ok(ElfModule {
         arch,
         is_dyn: header.e_type(endian) == elf::ET_DYN,
-        has_interp,
+        interp,
         has_dynsym: dynsym.is_some(),
         soname,
         tls,

@@ -93,21 +93,31 @@ pub fn load_bias(elf: &ElfModule, mappings: &[&Mapping]) -> Option<u64> {
     Some(m.start.wrapping_sub(vaddr & !(PAGE - 1)))
 }
 
+/// The executable's loader says it best; mapped libraries next (Debian's musl loader maps as
+/// `/usr/lib/x86_64-linux-musl/libc.so`); static executables by their own symbols.
 fn detect_libc(modules: &[LoadedModule]) -> Libc {
+    let main = modules.iter().find(|m| m.is_main);
+    if let Some(interp) = main.and_then(|m| m.elf.interp.as_deref()) {
+        if interp.contains("musl") {
+            return Libc::Musl;
+        }
+        if interp.contains("ld-linux") {
+            return Libc::Glibc;
+        }
+    }
     for m in modules {
         let base = m.path.rsplit('/').next().unwrap_or("");
-        if base.starts_with("ld-musl-") || base.starts_with("libc.musl") {
+        if base.starts_with("ld-musl-")
+            || base.starts_with("libc.musl")
+            || m.path.contains("-linux-musl/")
+        {
             return Libc::Musl;
         }
         if base.starts_with("libc.so.6") || base.starts_with("ld-linux") {
             return Libc::Glibc;
         }
     }
-    modules
-        .iter()
-        .find(|m| m.is_main)
-        .and_then(|m| m.elf.static_libc)
-        .unwrap_or(Libc::Glibc)
+    main.and_then(|m| m.elf.static_libc).unwrap_or(Libc::Glibc)
 }
 
 fn tls_error(detail: String) -> ReadError {
@@ -377,5 +387,49 @@ impl Resolver<'_> {
             module_id,
             offset,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(
+        path: &str,
+        is_main: bool,
+        interp: Option<&str>,
+        static_libc: Option<Libc>,
+    ) -> LoadedModule {
+        LoadedModule {
+            path: path.into(),
+            bias: 0,
+            is_main,
+            elf: ElfModule {
+                arch: tls::Arch::X86_64,
+                is_dyn: true,
+                interp: interp.map(str::to_string),
+                has_dynsym: true,
+                soname: None,
+                tls: None,
+                first_load: (0, 0),
+                symbols: vec![],
+                tls_relocs: vec![],
+                static_libc,
+            },
+        }
+    }
+
+    #[test]
+    fn libc_from_interpreter_then_mapped_libraries_then_static_symbols() {
+        let musl_exe = module("/w", true, Some("/lib/ld-musl-x86_64.so.1"), None);
+        assert_eq!(detect_libc(&[musl_exe]), Libc::Musl);
+        // Debian maps its musl loader as .../x86_64-linux-musl/libc.so (seen on Debian 12)
+        let plain = module("/w", true, None, None);
+        let debian_musl = module("/usr/lib/x86_64-linux-musl/libc.so", false, None, None);
+        assert_eq!(detect_libc(&[plain.clone(), debian_musl]), Libc::Musl);
+        let glibc = module("/usr/lib/x86_64-linux-gnu/libc.so.6", false, None, None);
+        assert_eq!(detect_libc(&[plain, glibc]), Libc::Glibc);
+        let static_musl = module("/w", true, None, Some(Libc::Musl));
+        assert_eq!(detect_libc(&[static_musl]), Libc::Musl);
     }
 }
