@@ -1,6 +1,6 @@
-//! `--churn` for the custom-labels target: every step installs a fresh label set derived from
-//! the counter (`churn.counter` = N, `churn.double` = 2N, decimal) with one pointer swap
-//! (`custom_labels_replace`), so a stopped reader sees either the old or the new set, never a mix.
+//! `--churn` for the custom-labels target (the runner's rule, targets/README.md): every step of
+//! worker w installs a fresh label set `churn.n = n`, `churn.n3 = 3n`, `churn.worker = w` with one
+//! pointer swap (`custom_labels_replace`), so a stopped reader sees the old or the new set.
 
 use custom_labels::sys;
 use std::cell::Cell;
@@ -11,21 +11,23 @@ thread_local! {
     static INSTALLED_BY_CHURN: Cell<*mut sys::Labelset> = const { Cell::new(null_mut()) };
 }
 
-/// Replaces the calling thread's label set with one derived from `counter`.
-pub fn step(counter: u64) {
+/// Replaces the calling thread's label set with one derived from `worker` and `counter`.
+pub fn step(worker: u64, counter: u64) {
     let count = counter.to_string();
-    let double = counter.wrapping_mul(2).to_string();
+    let triple = counter.wrapping_mul(3).to_string();
+    let worker = worker.to_string();
     // SAFETY: `fresh` is a new set owned by this function until `replace` installs it; the set
-    // `replace` returns is freed only if an earlier step created it (the scenario's own set stays
-    // owned by the crate's Labelset/with_labels guard, which never runs because the thread never
-    // leaves its scope). Only this thread touches its current set.
+    // `replace` returns is freed only if an earlier step created it (a churning thread starts
+    // with no set). Only this thread touches its current set.
     unsafe {
-        let fresh = sys::new(2);
+        let fresh = sys::new(3);
         assert!(!fresh.is_null(), "custom_labels_new failed");
-        for (key, value) in [
-            ("churn.counter".as_bytes(), count.as_bytes()),
-            (b"churn.double", double.as_bytes()),
-        ] {
+        let labels: [(&[u8], &[u8]); 3] = [
+            (b"churn.n", count.as_bytes()),
+            (b"churn.n3", triple.as_bytes()),
+            (b"churn.worker", worker.as_bytes()),
+        ];
+        for (key, value) in labels {
             let errno = sys::set(fresh, key.into(), value.into(), null_mut());
             assert_eq!(errno, 0, "custom_labels_set failed");
         }

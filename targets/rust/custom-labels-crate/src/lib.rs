@@ -45,13 +45,20 @@ fn park_with_labels(worker: Worker, labels: Labels) {
     with_labels(labels.clone(), || finish(worker, expect))
 }
 
-/// Reports and parks, or starts churning with `--churn`.
+/// Reports and parks.
 fn finish(worker: Worker, v1: Value) {
-    if worker.churn() {
-        worker.ready_then_churn(v1, Value::Null, churn::step)
-    } else {
-        worker.ready(v1, Value::Null)
+    worker.ready(v1, Value::Null)
+}
+
+/// `--churn`: four churning workers (no v2 in this variant, no key map) and an idle thread.
+fn spawn_churn_workers(run: &mut Run) {
+    for w in 1..=4u64 {
+        run.spawn(&format!("churn-{w}"), move |worker| {
+            let form = serde_json::json!({"worker": w, "v1": true, "v2": false, "key_map": false});
+            worker.churn_forever(form, move |n| churn::step(w, n))
+        });
     }
+    run.spawn("idle", |worker| worker.ready(Value::Null, Value::Null));
 }
 
 /// Prints the ready line (no process context) and waits for stdin EOF.
@@ -72,7 +79,13 @@ pub fn main(variant: &str) {
     let options = Options::from_env();
     let mut run = Run::new(variant, &options);
     let mut main_labels: Option<Labels> = None;
-    match options.scenario.as_str() {
+    let scenario = if options.churn {
+        "churn"
+    } else {
+        options.scenario.as_str()
+    };
+    match scenario {
+        "churn" => spawn_churn_workers(&mut run),
         "many-threads" => {
             for index in 0..200 {
                 let name = format!("w-{index:03}");

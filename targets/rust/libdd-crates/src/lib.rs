@@ -18,7 +18,17 @@ use serde_json::Value;
 const ATTRS_AREA: usize = 612;
 
 /// Attribute keys after the implicit index 0 (`datadog.local_root_span_id`).
-const ATTRIBUTE_KEYS: [&str; 3] = ["http.route", "http.method", "user.id"];
+const ATTRIBUTE_KEYS: [&str; 5] = [
+    "http.route",
+    "http.method",
+    "user.id",
+    "churn.n",
+    "churn.n3",
+];
+
+/// Key indices of the churn attributes in the published key map (index 0 is implicit).
+const CHURN_N_INDEX: u8 = 4;
+const CHURN_N3_INDEX: u8 = 5;
 
 /// The key map the crate publishes: index 0 then [`ATTRIBUTE_KEYS`].
 fn key_map() -> Vec<&'static str> {
@@ -103,34 +113,45 @@ impl Span {
     }
 }
 
-/// `--churn` step: rewrite the record in place (the crate's valid-flag protocol), every field
-/// derived from `counter`: trace id = 0x0af7651916cd43dd ^ N then N (big-endian), span id =
-/// 0xb7ad6b7169203331 ^ N, local root span id = 0x1000000000000000 | N, user.id = "user-N".
-fn churn_step(counter: u64) {
-    let span = Span::numbered(counter, "/churn");
-    let attributes: Vec<(u8, &str)> = span
-        .attributes
-        .iter()
-        .map(|(i, v)| (*i, v.as_str()))
-        .collect();
+/// `--churn` step of worker `w` (the runner's rule, targets/README.md), in place through the
+/// crate's valid-flag protocol: trace id `{w:016x}{n:016x}`, span id `{n:016x}`, trace flags
+/// `n & 1`, `churn.n` = n, `churn.n3` = 3n. The crate also writes key index 0
+/// (`datadog.local_root_span_id`), here hex(n).
+fn churn_step(worker: u64, n: u64) {
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&worker.to_be_bytes());
+    trace_id[8..].copy_from_slice(&n.to_be_bytes());
+    let (count, triple) = (n.to_string(), n.wrapping_mul(3).to_string());
+    let attributes = [
+        (CHURN_N_INDEX, count.as_str()),
+        (CHURN_N3_INDEX, triple.as_str()),
+    ];
     OwnedThreadContext::update(
-        span.trace_id,
-        span.span_id,
-        span.trace_flags,
-        span.local_root_span_id,
+        trace_id,
+        n.to_be_bytes(),
+        (n & 1) as u8,
+        n.to_be_bytes(),
         &attributes,
     );
 }
 
-/// Attaches `span`, reports it and parks (or churns).
+/// `--churn`: four churning workers and an idle thread.
+fn spawn_churn_workers(run: &mut Run) {
+    for w in 1..=4u64 {
+        run.spawn(&format!("churn-{w}"), move |worker| {
+            let form =
+                serde_json::json!({"worker": w, "v1": false, "v2": "in-place", "key_map": true});
+            worker.churn_forever(form, move |n| churn_step(w, n))
+        });
+    }
+    run.spawn("idle", |worker| worker.ready(Value::Null, Value::Null));
+}
+
+/// Attaches `span`, reports it and parks.
 fn attach_and_park(worker: Worker, span: Span) {
     span.attach();
     let expect = span.expect();
-    if worker.churn() {
-        worker.ready_then_churn(Value::Null, expect, churn_step)
-    } else {
-        worker.ready(Value::Null, expect)
-    }
+    worker.ready(Value::Null, expect)
 }
 
 fn spawn_span(run: &mut Run, name: &str, span: Span) {
@@ -207,7 +228,13 @@ pub fn main(variant: &str) {
     let options = Options::from_env();
     let mut run = Run::new(variant, &options);
     let process_context = publish_process_context();
-    match options.scenario.as_str() {
+    let scenario = if options.churn {
+        "churn"
+    } else {
+        options.scenario.as_str()
+    };
+    match scenario {
+        "churn" => spawn_churn_workers(&mut run),
         "many-threads" => {
             for index in 0..200u64 {
                 let name = format!("w-{index:03}");

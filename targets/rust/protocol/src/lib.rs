@@ -147,12 +147,12 @@ fn parse_maps_line(line: &str) -> Option<(usize, usize, &str)> {
     Some((start, end, rest.trim_start()))
 }
 
-/// What one thread reports once its context is published.
+/// What one thread reports once its context is published: its tid and name, and the rest of its
+/// `expect` entry (`v1`/`v2`, or a `churn` form).
 struct ThreadReport {
     tid: i32,
     name: String,
-    v1: Value,
-    v2: Value,
+    fields: Value,
 }
 
 /// Burns CPU without making syscalls, so a sampling profiler sees the thread on CPU.
@@ -201,12 +201,11 @@ impl Worker {
         &self.name
     }
 
-    fn report(&self, v1: Value, v2: Value) {
+    fn report(&self, fields: Value) {
         let report = ThreadReport {
             tid: gettid(),
             name: self.name.clone(),
-            v1,
-            v2,
+            fields,
         };
         self.reports
             .send(report)
@@ -216,7 +215,7 @@ impl Worker {
     /// Reports what this thread published and parks it (or spins with `--busy`) until the process
     /// exits. The context must not change after this call.
     pub fn ready(self, v1: Value, v2: Value) -> ! {
-        self.report(v1, v2);
+        self.report(json!({"v1": v1, "v2": v2}));
         if self.busy {
             lower_to_idle_priority();
         }
@@ -229,14 +228,18 @@ impl Worker {
         }
     }
 
-    /// Reports the context as it is now, then calls `step(counter)` forever with counter 1, 2, ...;
-    /// `step` rewrites the thread's context from the counter alone.
-    pub fn ready_then_churn<F: FnMut(u64)>(self, v1: Value, v2: Value, mut step: F) -> ! {
-        self.report(v1, v2);
+    /// `--churn`: calls `step(1)`, reports the thread by `form` (the runner's churn description,
+    /// targets/README.md: `{"worker": w, "v1": bool, "v2": "in-place"|"swap"|false,
+    /// "key_map": bool}`), then calls `step(n)` for n = 2, 3, ... forever. `step` rewrites the
+    /// thread's context from the counter alone; the first step runs before the report so that no
+    /// snapshot sees a pre-churn state.
+    pub fn churn_forever<F: FnMut(u64)>(self, form: Value, mut step: F) -> ! {
+        step(1);
+        self.report(json!({ "churn": form }));
         if self.busy {
             lower_to_idle_priority();
         }
-        let mut counter: u64 = 0;
+        let mut counter: u64 = 1;
         loop {
             counter = counter.wrapping_add(1).max(1);
             step(counter);
@@ -316,8 +319,7 @@ impl Run {
         let mut threads = vec![ThreadReport {
             tid: self.main_tid,
             name: self.main_name.clone(),
-            v1: self.main_context.0.clone(),
-            v2: self.main_context.1.clone(),
+            fields: json!({"v1": self.main_context.0, "v2": self.main_context.1}),
         }];
         for _ in 0..self.worker_count {
             threads.push(
@@ -330,9 +332,15 @@ impl Run {
         let pid = std::process::id();
         let threads: Vec<Value> = threads
             .into_iter()
-            .map(|t| json!({"tid": t.tid, "name": t.name, "v1": t.v1, "v2": t.v2, "errors": []}))
+            .map(|t| {
+                let mut entry = json!({"tid": t.tid, "name": t.name, "errors": []});
+                if let (Some(entry), Value::Object(fields)) = (entry.as_object_mut(), t.fields) {
+                    entry.extend(fields);
+                }
+                entry
+            })
             .collect();
-        let mut document = json!({
+        let document = json!({
             "protocol": 1,
             "pid": pid,
             "writer": self.writer,
@@ -343,11 +351,6 @@ impl Run {
                 "errors": [],
             },
         });
-        if self.options.churn {
-            // The values in `expect` are the state before churning started; with --churn a reader
-            // can only check consistency (README.md of targets/rust describes the rule).
-            document["churn"] = json!(true);
-        }
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "CONTEXT-READY {document}").expect("writing the ready line");
         stdout.flush().expect("flushing the ready line");

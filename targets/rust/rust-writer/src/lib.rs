@@ -16,7 +16,18 @@ use v1::{LabelSet, Labels};
 use v2::{Record, RecordBuffer};
 
 /// `threadlocal.attribute_key_map` of every scenario: index -> attribute name.
-pub const KEY_MAP: [&str; 4] = ["http.route", "http.method", "user.id", "worker.index"];
+pub const KEY_MAP: [&str; 6] = [
+    "http.route",
+    "http.method",
+    "user.id",
+    "worker.index",
+    "churn.n",
+    "churn.n3",
+];
+
+/// Key indices of the churn attributes in [`KEY_MAP`].
+const CHURN_N_INDEX: u8 = 4;
+const CHURN_N3_INDEX: u8 = 5;
 
 /// What one thread publishes.
 #[derive(Clone, Debug, Default)]
@@ -499,40 +510,66 @@ fn publish_process(plan: &ProcessPlan) -> Value {
     process_context_expect(&mapping, &plan.resource, &plan.attributes)
 }
 
-/// `--churn` state of one thread: each step installs a new v1 set (one pointer swap) and rewrites
-/// a 640-byte record in place (valid-flag protocol). From counter N: v1 `churn.counter` = N and
-/// `churn.double` = 2N; v2 trace id = N (big-endian u64) twice, span id = N, trace_flags 1,
-/// attributes index 0 (`http.route`) = N and index 1 (`http.method`) = 2N, all decimal.
-#[derive(Default)]
+/// `--churn` state of one worker `w` (the runner's rule, targets/README.md): from counter n, v1 is
+/// a fresh set `churn.n = n`, `churn.n3 = 3n`, `churn.worker = w` swapped in with one pointer
+/// store; v2 is trace id `{w:016x}{n:016x}`, span id `{n:016x}`, trace flags `n & 1`, attributes
+/// `churn.n`, `churn.n3`, in a 640-byte record that odd workers rewrite in place (valid = 0,
+/// fence, fields, fence, valid = 1) and even workers replace by a new record (pointer swap).
 struct Churn {
+    worker: u64,
+    in_place: bool,
     labels: Option<LabelSet>,
     record: Option<Box<RecordBuffer>>,
 }
 
 impl Churn {
-    fn step(&mut self, counter: u64) {
-        let count = counter.to_string();
-        let double = counter.wrapping_mul(2).to_string();
-        let set = Labels::pairs(&[("churn.counter", &count), ("churn.double", &double)]).build();
+    fn new(worker: u64) -> Churn {
+        Churn {
+            worker,
+            in_place: worker % 2 == 1,
+            labels: None,
+            record: None,
+        }
+    }
+
+    /// The runner's description of this worker.
+    fn form(&self) -> Value {
+        let v2 = if self.in_place { "in-place" } else { "swap" };
+        serde_json::json!({"worker": self.worker, "v1": true, "v2": v2, "key_map": true})
+    }
+
+    fn step(&mut self, n: u64) {
+        let (count, triple) = (n.to_string(), n.wrapping_mul(3).to_string());
+        let worker = self.worker.to_string();
+        let set = Labels::pairs(&[
+            ("churn.n", &count),
+            ("churn.n3", &triple),
+            ("churn.worker", &worker),
+        ])
+        .build();
         tls::swap_v1(set.as_ptr());
-        // The previous churn set is no longer installed; a stopped-thread reader cannot hold it.
+        // The previous set is no longer installed; a stopped-thread reader cannot hold it.
         self.labels = Some(set);
         let mut trace_id = [0u8; 16];
-        trace_id[..8].copy_from_slice(&counter.to_be_bytes());
-        trace_id[8..].copy_from_slice(&counter.to_be_bytes());
+        trace_id[..8].copy_from_slice(&self.worker.to_be_bytes());
+        trace_id[8..].copy_from_slice(&n.to_be_bytes());
         let record = Record {
             trace_id,
-            span_id: counter.to_be_bytes(),
+            span_id: n.to_be_bytes(),
             valid: 1,
-            trace_flags: 1,
-            entries: vec![(0, count.into_bytes()), (1, double.into_bytes())],
+            trace_flags: (n & 1) as u8,
+            entries: vec![
+                (CHURN_N_INDEX, count.into_bytes()),
+                (CHURN_N3_INDEX, triple.into_bytes()),
+            ],
             allocation_size: Some(640),
         };
         match &mut self.record {
-            Some(buffer) => buffer.update_in_place(&record),
-            None => {
+            Some(buffer) if self.in_place => buffer.update_in_place(&record),
+            _ => {
                 let mut buffer = Box::new(record.build());
                 tls::swap_v2(buffer.as_ptr());
+                // Drops the record installed before, now unreachable from the slot.
                 self.record = Some(buffer);
             }
         }
@@ -542,11 +579,22 @@ impl Churn {
 fn run_worker(worker: Worker, plan: ThreadPlan) {
     plan.install();
     let (v1, v2) = plan.expect();
-    if worker.churn() {
-        let mut churn = Churn::default();
-        worker.ready_then_churn(v1, v2, move |counter| churn.step(counter))
-    } else {
-        worker.ready(v1, v2)
+    worker.ready(v1, v2)
+}
+
+/// `--churn`: the basic main thread and process context, four churning workers and an idle one.
+fn churn_scenario(run: &mut Run) -> Scenario {
+    for w in 1..=4u64 {
+        run.spawn(&format!("churn-{w}"), move |worker| {
+            let mut churn = Churn::new(w);
+            let form = churn.form();
+            worker.churn_forever(form, move |n| churn.step(n))
+        });
+    }
+    let basic = basic();
+    Scenario {
+        workers: vec![("idle".to_owned(), ThreadPlan::default())],
+        ..basic
     }
 }
 
@@ -555,7 +603,11 @@ pub fn main(variant: &str) {
     let options = Options::from_env();
     assert_eq!(tls::abi_version(), 1, "custom_labels_abi_version");
     let mut run = Run::new(variant, &options);
-    let scenario = scenario(&options.scenario);
+    let scenario = if options.churn {
+        churn_scenario(&mut run)
+    } else {
+        scenario(&options.scenario)
+    };
     let process_context = scenario
         .process
         .as_ref()
