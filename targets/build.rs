@@ -370,13 +370,18 @@ impl Builder {
         Ok(cmd)
     }
 
-    fn model_flags(spec: &Spec) -> Vec<&'static str> {
+    /// Access-model flags; the TLS dialect names differ per architecture (x86-64 gnu/gnu2,
+    /// aarch64 trad/desc).
+    fn model_flags(&self, spec: &Spec) -> Vec<&'static str> {
+        let aarch64 = self.triple.starts_with("aarch64");
+        let (traditional, descriptors) =
+            if aarch64 { ("-mtls-dialect=trad", "-mtls-dialect=desc") } else { ("-mtls-dialect=gnu", "-mtls-dialect=gnu2") };
         match spec.model {
             Model::LocalExec => vec!["-ftls-model=local-exec"],
             Model::InitialExec => vec!["-ftls-model=initial-exec"],
-            Model::Tlsdesc => vec!["-ftls-model=global-dynamic", "-mtls-dialect=gnu2"],
+            Model::Tlsdesc => vec!["-ftls-model=global-dynamic", descriptors],
             Model::GeneralDynamic if spec.compiler == Compiler::Gcc => {
-                vec!["-ftls-model=global-dynamic", "-mtls-dialect=gnu"]
+                vec!["-ftls-model=global-dynamic", traditional]
             }
             Model::GeneralDynamic => vec!["-ftls-model=global-dynamic"],
         }
@@ -424,7 +429,7 @@ impl Builder {
         }
         match spec.place {
             Place::Exe => {
-                cmd.args(Self::model_flags(spec));
+                cmd.args(self.model_flags(spec));
                 cmd.args(Self::ctx_defines(spec, true));
                 cmd.arg(self.c_dir.join("ctx_tls.c"));
                 cmd.arg(format!("-Wl,--dynamic-list={}", dlist.display()));
@@ -433,7 +438,7 @@ impl Builder {
                 // v1 rule: a DSO defining the v1 symbols must be named libcustomlabels*.so.
                 let dso = dir.join("libcustomlabels.so");
                 let mut lib = self.command(spec)?;
-                lib.args(["-shared", "-fPIC"]).args(Self::model_flags(spec));
+                lib.args(["-shared", "-fPIC"]).args(self.model_flags(spec));
                 lib.args(Self::ctx_defines(spec, true));
                 lib.arg(self.c_dir.join("ctx_tls.c")).arg("-o").arg(&dso);
                 self.run(lib, &format!("{}: libcustomlabels.so", spec.name))?;
@@ -442,7 +447,7 @@ impl Builder {
             Place::Dlopen => {
                 let dso = dir.join("libotelctx.so");
                 let mut lib = self.command(spec)?;
-                lib.args(["-shared", "-fPIC"]).args(Self::model_flags(spec));
+                lib.args(["-shared", "-fPIC"]).args(self.model_flags(spec));
                 lib.args(Self::ctx_defines(spec, false));
                 lib.arg(self.c_dir.join("ctx_tls.c")).arg("-o").arg(&dso);
                 self.run(lib, &format!("{}: libotelctx.so", spec.name))?;

@@ -348,7 +348,7 @@ pub fn check_churn_thread(
                 && get("churn.n3") == Some((3 * n).to_string())
                 && v2["trace_id"] == Value::String(format!("{worker:016x}{n:016x}"))
                 && v2["span_id"] == Value::String(format!("{n:016x}"))
-                && v2["trace_flags"] == Value::from(n & 1)
+                && v2["trace_flags"] == (n & 1)
                 && v2["layout"] == "otep-4947"
         });
         if consistent {
