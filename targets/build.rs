@@ -374,8 +374,11 @@ impl Builder {
     /// aarch64 trad/desc).
     fn model_flags(&self, spec: &Spec) -> Vec<&'static str> {
         let aarch64 = self.triple.starts_with("aarch64");
-        let (traditional, descriptors) =
-            if aarch64 { ("-mtls-dialect=trad", "-mtls-dialect=desc") } else { ("-mtls-dialect=gnu", "-mtls-dialect=gnu2") };
+        let (traditional, descriptors) = if aarch64 {
+            ("-mtls-dialect=trad", "-mtls-dialect=desc")
+        } else {
+            ("-mtls-dialect=gnu", "-mtls-dialect=gnu2")
+        };
         match spec.model {
             Model::LocalExec => vec!["-ftls-model=local-exec"],
             Model::InitialExec => vec!["-ftls-model=initial-exec"],

@@ -314,7 +314,12 @@ fn catalogue_trials(arch: &str) -> Vec<Trial> {
     let wanted = backends();
     for variant in catalogue().into_iter().map(Arc::new) {
         // One case of every variant (basic, else its first scenario) runs the binary end to end.
-        let end_to_end = variant.scenarios.iter().find(|s| *s == "basic").or(variant.scenarios.first()).cloned();
+        let end_to_end = variant
+            .scenarios
+            .iter()
+            .find(|s| *s == "basic")
+            .or(variant.scenarios.first())
+            .cloned();
         for scenario in &variant.scenarios {
             for backend in variant
                 .backends_for(scenario)
