@@ -10,10 +10,11 @@ static pthread_barrier_t ready;
 static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Draft record: trace(16) span(8) root_span(8) valid attrs_count, then entries {index, len, bytes}.
- * Entry e has key_index e and len 10 * e + 3 bytes of pattern what = 10 + e. */
+ * Entry e has key_index e and len 3 + (10 * e) % 250 bytes of pattern what = 10 + e. */
+#define DRAFT_BYTES 16384
 static uint8_t *make_draft(unsigned thread, unsigned entries)
 {
-	uint8_t *r = calloc(1, 4096);
+	uint8_t *r = calloc(1, DRAFT_BYTES);
 	for (unsigned i = 0; i < 16; i++) r[i] = pattern_byte(thread, 0, i);
 	for (unsigned i = 0; i < 8; i++) r[16 + i] = pattern_byte(thread, 1, i);
 	for (unsigned i = 0; i < 8; i++) r[24 + i] = pattern_byte(thread, 9, i);
@@ -21,7 +22,9 @@ static uint8_t *make_draft(unsigned thread, unsigned entries)
 	r[33] = (uint8_t)entries;
 	uint8_t *at = r + 34;
 	for (unsigned e = 0; e < entries; e++) {
-		unsigned len = 10 * e + 3;
+		unsigned len = 3 + (10 * e) % 250;
+		if (at + 2 + len > r + DRAFT_BYTES)
+			abort();
 		at[0] = (uint8_t)e;
 		at[1] = (uint8_t)len;
 		for (unsigned j = 0; j < len; j++) at[2 + j] = pattern_byte(thread, 10 + e, j);
@@ -46,7 +49,7 @@ static void *worker(void *arg)
 	}
 	v0_object.storage = labels;
 	v0_object.count = 2;
-	/* thread 0: 3 entries (3 + 13 + 23 bytes); thread 1: 40 entries, 7920 value bytes (over the bound) */
+	/* thread 0: 3 entries (3 + 13 + 23 bytes); thread 1: 40 entries, over 1024 value bytes in all */
 	draft_slot = make_draft(index, index == 0 ? 3 : 40);
 	uint64_t tp = thread_pointer();
 	pthread_mutex_lock(&print_lock);
