@@ -1,8 +1,6 @@
 //! Byte-fixture tests of the OTEP 4719 process-context decoder (formats.md 3.2-3.5, pitfalls 5-7
 //! and 28) and of the AnyValue -> JSON mapping of conformance.md section 3.
 
-use std::time::{Duration, Instant};
-
 use context_reader::decode::process_ctx::{
     any_to_json, decode_payload, is_context_mapping_name, key_map, read_mapping, to_json_map,
     MappingRead, DEFAULT_MAX_PAYLOAD,
@@ -274,13 +272,8 @@ fn garbage_payload_is_bad_payload() {
 fn timestamp_zero_forever_is_in_progress() {
     let payload = simple_payload();
     let (mem, start) = image_with(&CtxHeader::for_payload(&payload, 0), &payload);
-    let started = Instant::now();
     let r = read_mapping(&mem, start, MEMFD, DEFAULT_MAX_PAYLOAD);
     assert_eq!(r, MappingRead::InProgress);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "bounded retries"
-    );
 }
 
 #[test]
@@ -315,13 +308,8 @@ fn timestamp_changing_forever_is_a_contended_error() {
     let payload = simple_payload();
     let (mem, start) = image_with(&CtxHeader::for_payload(&payload, TS), &payload);
     let mem = TimestampMemory::changing(mem, start + 16, TS, u64::MAX / 2);
-    let started = Instant::now();
     let e = expect_error(read_mapping(&mem, start, MEMFD, DEFAULT_MAX_PAYLOAD));
     assert_eq!(e.kind, ErrorKind::Contended);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "bounded retries"
-    );
 }
 
 #[test]
@@ -951,9 +939,7 @@ proptest! {
         h.payload_addr = Some(ptr);
         let start = img.alloc(&h.bytes(0));
         let mem = CountingMemory::new(img.build());
-        let started = Instant::now();
         let r = read_mapping(&mem, start, MEMFD, limit);
-        prop_assert!(started.elapsed() < Duration::from_secs(2));
         prop_assert!(mem.largest_read.get() as u64 <= 32u64.max(u64::from(limit.min(size))));
         match (&r, signature_ok && version == 2) {
             (MappingRead::NotAContext(_), false) => {}
@@ -978,9 +964,7 @@ fn deeply_nested_payload_does_not_overflow_the_stack() {
     }
     let kv_bytes = [pb_len(1, b"deep"), pb_len(2, &inner)].concat();
     let payload = pb_len(2, &kv_bytes);
-    let started = Instant::now();
     let result = decode_payload(&payload);
-    assert!(started.elapsed() < Duration::from_secs(5));
     if let Ok((r, a)) = result {
         fn depth(v: &Value) -> usize {
             match v {

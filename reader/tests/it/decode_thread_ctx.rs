@@ -2,7 +2,6 @@
 //! the draft 34-byte layout) against the rules of conformance.md section 3.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use context_reader::decode::thread_ctx::{decode_record, RecordLayout};
 use context_reader::decode::Decoded;
@@ -634,10 +633,8 @@ proptest! {
         let mut img = ImageBuilder::new();
         let addr = img.alloc(&rec);
         let mem = CountingMemory::new(img.build());
-        let started = Instant::now();
         let d = decode_record(&mem, addr, RecordLayout::Draft, &[Some(Bytes::from("k"))]);
-        prop_assert!(started.elapsed() < Duration::from_secs(2));
-        prop_assert!(mem.largest_read.get() <= 255.max(34));
+        prop_assert!(mem.largest_read.get() <= 255, "one entry value (at most 255 bytes) is the largest read");
         prop_assert!(mem.reads.get() <= 2 + 2 * 255);
         if valid != 1 {
             prop_assert_eq!(d, Decoded::none());

@@ -1,8 +1,6 @@
 //! Byte-fixture tests of the custom-labels v1 / v0 decoder against formats.md 1.5-1.7 and
 //! conformance.md section 3: expected values come from the spec, never from decoder output.
 
-use std::time::{Duration, Instant};
-
 use context_reader::decode::v1::{decode_v0_inline, decode_v1_set, V1Limits};
 use context_reader::decode::Decoded;
 use context_reader::memory::ImageMemory;
@@ -198,9 +196,7 @@ fn defective_entries(
     }
     let set = img.label_set(&labels);
     let mem = img.build();
-    let started = Instant::now();
     let d = decode_v1_set(&mem, set, &V1Limits::default());
-    assert!(started.elapsed() < Duration::from_secs(2), "bounded work");
     assert_eq!(
         labels_of(&d),
         expected,
@@ -299,12 +295,7 @@ fn huge_count_is_too_large_quickly_without_a_huge_read(#[case] count: u64) {
     let storage = img.label_storage(&[(t("a"), t("1")), (t("b"), t("2"))]);
     let set = img.label_set_raw(storage, count, count);
     let mem = CountingMemory::new(img.build());
-    let started = Instant::now();
     let d = decode_v1_set(&mem, set, &V1Limits::default());
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "a huge count must not mean huge work"
-    );
     assert!(kinds(&d).contains(&ErrorKind::TooLarge), "{:?}", d.errors);
     assert!(
         mem.largest_read.get() <= 4096 * 32,

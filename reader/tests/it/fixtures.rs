@@ -65,7 +65,7 @@ impl ImageBuilder {
         let addr = self.next;
         self.mem.insert(addr, bytes.to_vec());
         let end = addr + bytes.len() as u64;
-        self.next = (end + 15) / 16 * 16 + GUARD_GAP;
+        self.next = end.div_ceil(16) * 16 + GUARD_GAP;
         addr
     }
 
@@ -75,7 +75,7 @@ impl ImageBuilder {
         self.mem.insert(addr, bytes.to_vec());
         let end = addr + bytes.len() as u64;
         if end + GUARD_GAP > self.next {
-            self.next = (end + 15) / 16 * 16 + GUARD_GAP;
+            self.next = end.div_ceil(16) * 16 + GUARD_GAP;
         }
     }
 
