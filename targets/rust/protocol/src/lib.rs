@@ -164,18 +164,6 @@ fn spin_a_while(iterations: u64) {
     std::hint::black_box(x);
 }
 
-/// Puts the calling thread in `SCHED_IDLE`, so that spinning threads (`--busy`) only use CPU
-/// nobody else wants: the reader (and the rest of the machine) are not starved by hundreds of
-/// spinning threads, while the threads are still on CPU whenever a sampler looks. Failure is
-/// harmless (the thread then spins at normal priority).
-fn lower_to_idle_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 = the calling thread; `param` is a valid sched_param for SCHED_IDLE.
-    unsafe {
-        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
-    }
-}
-
 /// Handle given to each worker thread: the thread publishes its context, then calls
 /// [`Worker::ready`] or [`Worker::ready_then_churn`], which never return.
 pub struct Worker {
@@ -216,9 +204,6 @@ impl Worker {
     /// exits. The context must not change after this call.
     pub fn ready(self, v1: Value, v2: Value) -> ! {
         self.report(json!({"v1": v1, "v2": v2}));
-        if self.busy {
-            lower_to_idle_priority();
-        }
         loop {
             if self.busy {
                 spin_a_while(1 << 20);
@@ -236,9 +221,6 @@ impl Worker {
     pub fn churn_forever<F: FnMut(u64)>(self, form: Value, mut step: F) -> ! {
         step(1);
         self.report(json!({ "churn": form }));
-        if self.busy {
-            lower_to_idle_priority();
-        }
         let mut counter: u64 = 1;
         loop {
             counter = counter.wrapping_add(1).max(1);
@@ -364,9 +346,6 @@ impl Run {
 fn wait_for_stdin_eof(busy: bool) {
     let mut stdin = std::io::stdin().lock();
     let mut buffer = [0u8; 4096];
-    if busy {
-        lower_to_idle_priority();
-    }
     loop {
         if busy {
             let mut poll_fd = libc::pollfd {
