@@ -226,6 +226,7 @@ fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
             let observed = snapshot_with(&mut session)?;
             let r = check(&expect, &observed);
             report.compared += r.compared;
+            report.sections = r.sections;
             report.diffs.extend(r.diffs.into_iter().map(|mut d| {
                 d.path = format!("snapshot {round}: {}", d.path);
                 d

@@ -326,10 +326,17 @@ static void churn_step(churn_state *s, int worker) {
     BARRIER();
     set_v1(&next->set);
     if (churn_in_place(worker)) {
+        /* Format into a staging copy first so the valid=0 window is one short copy: a sampling
+         * reader must see the record valid most of the time. */
         otel_record *r = s->v2[0];
+        otel_record *staging = s->v2[1];
+        churn_fill_v2(staging, worker, n);
         *(volatile uint8_t *)&r->valid = 0;
         BARRIER();
-        churn_fill_v2(r, worker, n);
+        memcpy(r->trace_id, staging->trace_id, 24);
+        r->trace_flags = staging->trace_flags;
+        memcpy(r->attrs_data, staging->attrs_data, staging->attrs_data_size);
+        r->attrs_data_size = staging->attrs_data_size;
         BARRIER();
         *(volatile uint8_t *)&r->valid = 1;
         if (n == 1) set_v2(r);
