@@ -18,6 +18,7 @@ pub struct SnapshotOptions {
     pub backend: BackendKind,
     /// Only these threads (all when `None`).
     pub threads: Option<Vec<i32>>,
+    /// Bounds of the ptrace backend (the eBPF backend uses the kernel program's own).
     pub v1_limits: V1Limits,
     pub max_payload: u32,
     #[cfg(feature = "ebpf")]
@@ -143,14 +144,8 @@ impl Session {
             #[cfg(feature = "ebpf")]
             BackendKind::Ebpf => {
                 let only = opts.threads.as_deref();
-                let (threads, ebpf_errors, ebpf_stats) = crate::backend::ebpf::snapshot_threads(
-                    pid,
-                    only,
-                    &plan,
-                    &keys,
-                    &opts.v1_limits,
-                    &opts.ebpf,
-                )?;
+                let (threads, ebpf_errors, ebpf_stats) =
+                    crate::backend::ebpf::snapshot_threads(pid, only, &plan, &keys, &opts.ebpf)?;
                 errors.extend(ebpf_errors);
                 stats.ebpf = Some(ebpf_stats);
                 threads

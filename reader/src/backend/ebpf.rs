@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use context_reader_ebpf::layout::{CR_MAX_V1_LABELS, CR_MAX_V1_STRING, CR_MAX_V2_ATTRS};
 use context_reader_ebpf::rules::{
     ProcessParams, SlotRule as KernelRule, V1Layout as KernelV1, V2Layout as KernelV2,
 };
@@ -104,9 +105,14 @@ pub fn snapshot_threads(
     only: Option<&[i32]>,
     plan: &ReadPlan,
     keys: &ThreadKeyMap,
-    limits: &V1Limits,
     opts: &EbpfOptions,
 ) -> Result<(Vec<ThreadSnapshot>, Vec<ReadError>, EbpfStats), EbpfError> {
+    // The kernel copies at most this much; the decoder must bound itself the same way so that a
+    // larger set is reported as too large rather than as memory the kernel did not copy.
+    let limits = V1Limits {
+        max_labels: CR_MAX_V1_LABELS,
+        max_string_len: CR_MAX_V1_STRING,
+    };
     let mut errors = Vec::new();
     if plan.v1.len() > 1 || plan.v2.len() > 1 {
         errors.push(ReadError::new(
@@ -161,9 +167,20 @@ pub fn snapshot_threads(
                         sample.tp,
                         &primary,
                         keys,
-                        limits,
+                        &limits,
                         &mut thread,
                     );
+                    if sample.flags.v2().too_large() {
+                        thread.errors.retain(|e| e.format != Format::V2);
+                        thread.errors.push(ReadError::new(
+                            Format::V2,
+                            ErrorKind::TooLarge,
+                            format!(
+                                "attrs_data_size exceeds the {CR_MAX_V2_ATTRS} bytes the eBPF program copies"
+                            ),
+                        ));
+                        thread.v2 = None;
+                    }
                     if sample.flags.torn() {
                         thread.errors.push(ReadError::new(
                             Format::V2,
