@@ -10,9 +10,13 @@ fn main() {
     // rustup's rustc links x86_64 with its own LLD. Elsewhere (the aarch64 cross build with the
     // GNU cross gcc) select LLD explicitly through a `-B` directory holding `ld.lld`.
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
-        let lld_dir = ["/usr/lib/llvm-14/bin", "/usr/lib/llvm-16/bin", "/usr/lib/llvm-19/bin"]
-            .into_iter()
-            .find(|dir| std::path::Path::new(dir).join("ld.lld").exists());
+        let lld_dir = [
+            "/usr/lib/llvm-14/bin",
+            "/usr/lib/llvm-16/bin",
+            "/usr/lib/llvm-19/bin",
+        ]
+        .into_iter()
+        .find(|dir| std::path::Path::new(dir).join("ld.lld").exists());
         match lld_dir {
             Some(dir) => {
                 println!("cargo:rustc-cdylib-link-arg=-fuse-ld=lld");
