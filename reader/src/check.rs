@@ -45,20 +45,17 @@ impl FileReport {
 }
 
 fn file_kind(m: &ElfModule) -> &'static str {
-    match (m.is_dyn, m.interp.is_some(), m.has_dynsym) {
+    match (m.is_dyn, m.interp.is_some(), m.pie_flag) {
         (false, true, _) => "executable (non-PIE)",
         (false, false, _) => "static executable",
         (true, true, _) => "PIE executable",
-        (true, false, _) if m.soname.is_some() => "shared object",
-        // static-pie has no interpreter; a DSO without SONAME looks the same from headers alone
-        (true, false, _) => "shared object or static-pie executable",
+        (true, false, true) => "static-pie executable",
+        (true, false, false) => "shared object",
     }
 }
 
-fn is_executable(m: &ElfModule, file_name: &str) -> bool {
-    !m.is_dyn
-        || m.interp.is_some()
-        || (m.soname.is_none() && !file_name.contains(".so") && !file_name.ends_with(".node"))
+fn is_executable(m: &ElfModule) -> bool {
+    !m.is_dyn || m.interp.is_some() || m.pie_flag
 }
 
 /// The v1 DSO filename rule, anchored as the spec writes it.
@@ -80,6 +77,18 @@ fn model_name(kind: TlsRelocKind, anonymous: bool) -> &'static str {
 }
 
 fn symbol_report(m: &ElfModule, sym: &SymbolInfo, executable: bool) -> SymbolReport {
+    if !sym.is_tls {
+        // The ABI version word is read from memory at load bias + st_value: nothing to resolve.
+        return SymbolReport {
+            name: sym.name.clone(),
+            in_dynsym: sym.in_dynsym,
+            is_tls: false,
+            is_global: sym.is_global,
+            size: sym.size,
+            access_models: Vec::new(),
+            stopped_reader_resolution: None,
+        };
+    }
     let mut models: Vec<String> = m
         .relocs_for(&sym.name)
         .map(|r| model_name(r.kind, false).to_string())
@@ -98,7 +107,7 @@ fn symbol_report(m: &ElfModule, sym: &SymbolInfo, executable: bool) -> SymbolRep
     }
     models.sort();
     models.dedup();
-    if executable && !named_any && sym.is_tls {
+    if executable && !named_any {
         models.insert(0, "local_exec".into());
     }
     let resolution = if !sym.is_tls {
@@ -161,7 +170,7 @@ pub fn check_file(path: &str) -> Result<FileReport, String> {
 }
 
 pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
-    let executable = is_executable(m, path);
+    let executable = is_executable(m);
     let mut violations = Vec::new();
     let mut v = |code: &'static str, detail: String| violations.push(Violation { code, detail });
     let symbols: Vec<SymbolReport> = m
@@ -273,26 +282,31 @@ pub fn report_text(r: &FileReport) -> String {
         out.push_str("  no context symbols\n");
     }
     for s in &r.symbols {
+        let table = if s.in_dynsym {
+            ".dynsym"
+        } else {
+            ".symtab only"
+        };
+        let binding = if s.is_global { "global" } else { "local" };
+        if !s.is_tls {
+            let _ = writeln!(
+                out,
+                "  {}: object {binding}, size {}, {table}",
+                s.name, s.size
+            );
+            continue;
+        }
+        let access = if s.access_models.is_empty() {
+            "none".to_string()
+        } else {
+            s.access_models.join(", ")
+        };
         let _ = writeln!(
             out,
-            "  {}: {}{}, size {}, {}; access: {}; stopped-thread reader: {}",
+            "  {}: STT_TLS {binding}, size {}, {table}; access: {access}; stopped-thread reader: {}",
             s.name,
-            if s.is_tls { "STT_TLS" } else { "object" },
-            if s.is_global { " global" } else { " local" },
             s.size,
-            if s.in_dynsym {
-                ".dynsym"
-            } else {
-                ".symtab only"
-            },
-            if s.access_models.is_empty() {
-                "none".into()
-            } else {
-                s.access_models.join(", ")
-            },
-            s.stopped_reader_resolution
-                .as_deref()
-                .unwrap_or("cannot resolve"),
+            s.stopped_reader_resolution.as_deref().unwrap_or("cannot resolve"),
         );
     }
     if let Some(v) = r.v1_abi_version {

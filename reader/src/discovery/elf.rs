@@ -108,6 +108,8 @@ pub struct ElfModule {
     pub interp: Option<String>,
     pub has_dynsym: bool,
     pub soname: Option<String>,
+    /// `DF_1_PIE` in `DT_FLAGS_1`: an executable even without `PT_INTERP` (static-pie).
+    pub pie_flag: bool,
     pub tls: Option<TlsSegment>,
     /// `(p_vaddr, p_offset)` of the first `PT_LOAD`, for the load bias.
     pub first_load: (u64, u64),
@@ -222,22 +224,27 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
         }
     }
 
-    let soname = file
+    let dynamic = file
         .elf_section_table()
         .dynamic(endian, data)
         .ok()
-        .flatten()
-        .and_then(|(entries, strings_index)| {
-            let strings = file
-                .elf_section_table()
-                .strings(endian, data, strings_index)
-                .ok()?;
-            entries
-                .iter()
-                .find(|d| d.d_tag(endian) as u32 == elf::DT_SONAME)
-                .and_then(|d| d.string(endian, strings).ok())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-        });
+        .flatten();
+    let soname = dynamic.and_then(|(entries, strings_index)| {
+        let strings = file
+            .elf_section_table()
+            .strings(endian, data, strings_index)
+            .ok()?;
+        entries
+            .iter()
+            .find(|d| d.d_tag(endian) as u32 == elf::DT_SONAME)
+            .and_then(|d| d.string(endian, strings).ok())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+    });
+    let pie_flag = dynamic.is_some_and(|(entries, _)| {
+        entries.iter().any(|d| {
+            d.d_tag(endian) as u32 == elf::DT_FLAGS_1 && d.d_val(endian) as u32 & elf::DF_1_PIE != 0
+        })
+    });
 
     Ok(ElfModule {
         arch,
@@ -245,6 +252,7 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
         interp,
         has_dynsym: dynsym.is_some(),
         soname,
+        pie_flag,
         tls,
         first_load: first_load.unwrap_or((0, 0)),
         symbols,

@@ -410,6 +410,7 @@ mod tests {
                 interp: interp.map(str::to_string),
                 has_dynsym: true,
                 soname: None,
+                pie_flag: false,
                 tls: None,
                 first_load: (0, 0),
                 symbols: vec![],
