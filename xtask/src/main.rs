@@ -191,13 +191,17 @@ fn test(paths: &Paths, arch: Arch) -> Result<()> {
                 "warnings",
             ])),
         );
+        // `cargo test` builds other packages' binaries only as test harnesses: the conformance
+        // runner needs the real target and reader executables, so build them first.
         step(
             "x86_64 tests",
-            run(all_backends(&mut host_cargo(paths)).args([
-                "test",
-                "--workspace",
-                "--no-fail-fast",
-            ])),
+            run(host_cargo(paths).args(["build", "--workspace", "--bins"])).and_then(|()| {
+                run(all_backends(&mut host_cargo(paths)).args([
+                    "test",
+                    "--workspace",
+                    "--no-fail-fast",
+                ]))
+            }),
         );
     }
     if legs.aarch64 {
@@ -206,6 +210,8 @@ fn test(paths: &Paths, arch: Arch) -> Result<()> {
         step(
             "aarch64 tests",
             cross::cargo(paths).and_then(|mut cargo| {
+                let mut build = cross::cargo(paths)?;
+                run(build.args(["build", "--workspace", "--exclude", "xtask", "--bins"]))?;
                 run(all_backends(&mut cargo).args([
                     "test",
                     "--workspace",
