@@ -28,8 +28,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a list; this bench has no tests
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let exe = build_writer(dir.path(), Libc::Glibc, Placement::TlsdescDso);
+    let exe = build_writer(Libc::Glibc, Placement::TlsdescDso);
     println!(
         "{:<22} {:>12} {:>12} {:>12} {:>12} {:>12}",
         "writer", "snap med us", "snap p90 us", "stop med us", "stop p90 us", "stop max us"

@@ -29,8 +29,7 @@ fn ebpf_snapshot_equals_what_was_published_and_the_ptrace_snapshot(
     #[case] libc: Libc,
     #[case] placement: Placement,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_writer(dir.path(), libc, placement);
+    let exe = build_writer(libc, placement);
     let writer = Writer::start_with(&exe, &["--busy"]);
     let opts = SnapshotOptions {
         backend: BackendKind::Ebpf,

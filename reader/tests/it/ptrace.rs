@@ -14,8 +14,7 @@ use crate::writer::{build_writer, expected, Libc, Placement, Writer};
 #[case::musl_executable(Libc::Musl, Placement::Executable)]
 #[case::musl_tlsdesc_dso(Libc::Musl, Placement::TlsdescDso)]
 fn snapshot_equals_what_the_writer_published(#[case] libc: Libc, #[case] placement: Placement) {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = build_writer(dir.path(), libc, placement);
+    let exe = build_writer(libc, placement);
     let writer = Writer::start(&exe);
     let mut got = take_snapshot(writer.pid(), &SnapshotOptions::default())
         .expect("snapshot")
@@ -65,12 +64,7 @@ fn stopped_or_traced_threads(pid: i32) -> Vec<String> {
 #[case::error(Fault::ErrorAt(1))]
 #[case::panic(Fault::PanicAt(1))]
 fn threads_run_again_after_a_snapshot_fails_half_way(#[case] fault: Fault) {
-    let dir = tempfile::tempdir().unwrap();
-    let writer = Writer::start(&build_writer(
-        dir.path(),
-        Libc::Glibc,
-        Placement::Executable,
-    ));
+    let writer = Writer::start(&build_writer(Libc::Glibc, Placement::Executable));
     let opts = SnapshotOptions {
         fault: Some(fault),
         ..SnapshotOptions::default()

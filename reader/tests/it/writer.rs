@@ -1,4 +1,4 @@
-//! Builds and runs the integration-test writer (tests/it/c): shared by the tests and the bench.
+//! Runs the integration-test writer (tests/it/c, built by build.rs): shared by the tests and the bench.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -6,7 +6,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
-const C_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/c");
+/// Where `build.rs` put the writers (built for the target arch, so they run in the VM too).
+const WRITERS: &str = concat!(env!("OUT_DIR"), "/it-writers");
 
 #[derive(Clone, Copy, Debug)]
 pub enum Libc {
@@ -20,71 +21,14 @@ pub enum Placement {
     TlsdescDso,
 }
 
-fn compiler(libc: Libc) -> cc::Tool {
-    let target = if cfg!(target_arch = "aarch64") {
-        "aarch64-unknown-linux-gnu"
-    } else {
-        "x86_64-unknown-linux-gnu"
-    };
-    let mut b = cc::Build::new();
-    b.target(target)
-        .host(target)
-        .opt_level(1)
-        .cargo_metadata(false)
-        .cargo_warnings(false);
-    if let Libc::Musl = libc {
-        b.compiler("musl-gcc");
+/// The writer's executable; fails with the build error when `build.rs` could not build it.
+pub fn build_writer(libc: Libc, placement: Placement) -> PathBuf {
+    let name = format!("w-{libc:?}-{placement:?}").to_lowercase();
+    let error = Path::new(WRITERS).join(format!("{name}.error"));
+    if let Ok(e) = std::fs::read_to_string(&error) {
+        panic!("build.rs could not build the test writer {name}:\n{e}");
     }
-    b.try_get_compiler()
-        .expect("a C compiler (run `cargo xtask setup` for musl-gcc)")
-}
-
-fn run(mut cmd: Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Builds the writer into a fresh directory and returns the executable's path.
-pub fn build_writer(dir: &Path, libc: Libc, placement: Placement) -> PathBuf {
-    let tool = compiler(libc);
-    let exe = dir.join(format!("w-{libc:?}-{placement:?}").to_lowercase());
-    let mut link = tool.to_command();
-    link.args(["-g", "-pthread", "-o"])
-        .arg(&exe)
-        .arg(format!("{C_DIR}/writer.c"));
-    match placement {
-        Placement::Executable => {
-            link.arg(format!("{C_DIR}/ctx.c"));
-            for sym in [
-                "custom_labels_current_set",
-                "custom_labels_abi_version",
-                "otel_thread_ctx_v1",
-            ] {
-                link.arg(format!("-Wl,--export-dynamic-symbol={sym}"));
-            }
-        }
-        Placement::TlsdescDso => {
-            let mut dso = tool.to_command();
-            let gnu2 = if cfg!(target_arch = "x86_64") {
-                "-mtls-dialect=gnu2"
-            } else {
-                "-mtls-dialect=desc"
-            };
-            dso.args(["-g", "-fPIC", "-shared", gnu2, "-o"])
-                .arg(dir.join("libcustomlabels-it.so"))
-                .arg(format!("{C_DIR}/ctx.c"));
-            run(dso);
-            link.arg(format!("-L{}", dir.display()))
-                .arg("-lcustomlabels-it")
-                .arg(format!("-Wl,-rpath,{}", dir.display()));
-        }
-    }
-    run(link);
-    exe
+    Path::new(WRITERS).join(&name).join(&name)
 }
 
 /// A running writer, killed on drop.
