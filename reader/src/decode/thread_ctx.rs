@@ -64,17 +64,8 @@ fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Option<Bytes>]) -> Deco
         }
     };
     // Cheap insurance against a record changed under us (pitfall 2).
-    match mem.read_u8(record + OTEP_VALID_OFFSET) {
-        Ok(1) => {}
-        Ok(v) => {
-            return Decoded::err(err(
-                ErrorKind::Torn,
-                format!("valid changed from 1 to {v} while copying"),
-            ))
-        }
-        Err(e) => {
-            return Decoded::err(err(ErrorKind::Unreadable, format!("re-reading valid: {e}")))
-        }
+    if let Err(e) = still_valid(mem, record + OTEP_VALID_OFFSET) {
+        return Decoded::err(e);
     }
     let mut errors = Vec::new();
     let mut entries = BTreeMap::new();
@@ -147,17 +138,8 @@ fn decode_draft(
         }
         at += 2 + head[1] as u64;
     }
-    match mem.read_u8(record + DRAFT_VALID_OFFSET) {
-        Ok(1) => {}
-        Ok(v) => {
-            return Decoded::err(err(
-                ErrorKind::Torn,
-                format!("valid changed from 1 to {v} while copying"),
-            ))
-        }
-        Err(e) => {
-            return Decoded::err(err(ErrorKind::Unreadable, format!("re-reading valid: {e}")))
-        }
+    if let Err(e) = still_valid(mem, record + DRAFT_VALID_OFFSET) {
+        return Decoded::err(e);
     }
     let ctx = ThreadContext {
         layout: ThreadContextLayout::Draft,
@@ -170,6 +152,18 @@ fn decode_draft(
     Decoded {
         value: Some(ctx),
         errors,
+    }
+}
+
+/// Re-reads `valid` after the copy: anything but 1 now means the record changed under us.
+fn still_valid(mem: &dyn Memory, valid_at: u64) -> Result<(), ReadError> {
+    match mem.read_u8(valid_at) {
+        Ok(1) => Ok(()),
+        Ok(v) => Err(err(
+            ErrorKind::Torn,
+            format!("valid changed from 1 to {v} while copying"),
+        )),
+        Err(e) => Err(err(ErrorKind::Unreadable, format!("re-reading valid: {e}"))),
     }
 }
 
