@@ -161,6 +161,7 @@ pub fn plan_from_modules(
     };
     let resolver = Resolver {
         modules,
+        maps,
         mem,
         arch,
         libc,
@@ -240,6 +241,7 @@ fn v1_layout(
 
 struct Resolver<'a> {
     modules: &'a [LoadedModule],
+    maps: &'a [Mapping],
     mem: &'a dyn Memory,
     arch: tls::Arch,
     libc: Libc,
@@ -356,7 +358,8 @@ impl Resolver<'_> {
 
     /// A TLSDESC argument word plus `extra` (the symbol offset for module-base descriptors).
     fn descriptor(&self, word1: u64, extra: u64) -> Result<(SlotRule, Resolution), ReadError> {
-        match classify_descriptor_argument(self.arch, word1) {
+        let is_mapped = self.maps.iter().any(|m| (m.start..m.end).contains(&word1));
+        match classify_descriptor_argument(self.arch, word1, is_mapped) {
             DescriptorArgument::StaticOffset(o) => Ok((
                 SlotRule::TpRelative {
                     offset: o.wrapping_add(extra as i64),

@@ -97,15 +97,17 @@ pub enum DescriptorArgument {
     Dynamic(u64),
 }
 
-/// Tells static from dynamic descriptors by the argument alone (formats.md 4.5.3): static
-/// arguments are small TP offsets (negative on x86-64, small positive on aarch64); dynamic ones
-/// are heap addresses.
-pub fn classify_descriptor_argument(arch: Arch, word1: u64) -> DescriptorArgument {
+/// Tells static from dynamic descriptors (formats.md 4.5.3): static arguments are small TP
+/// offsets (negative on x86-64; non-negative on aarch64, where musl's are below 16 because its
+/// offsets already discount the TCB gap); dynamic ones are pointers to a heap descriptor.
+/// `is_mapped` says whether `word1` is an address inside a mapping of the process: a low heap
+/// (non-PIE, brk) can sit below 4 GiB, where an aarch64 offset could also be.
+pub fn classify_descriptor_argument(arch: Arch, word1: u64, is_mapped: bool) -> DescriptorArgument {
     const STATIC_RANGE: i64 = 1 << 32;
     let signed = word1 as i64;
     let is_static = match arch {
         Arch::X86_64 => (-STATIC_RANGE..0).contains(&signed),
-        Arch::Aarch64 => (16..STATIC_RANGE).contains(&signed),
+        Arch::Aarch64 => (0..STATIC_RANGE).contains(&signed) && !is_mapped,
     };
     if is_static {
         DescriptorArgument::StaticOffset(signed)
@@ -218,20 +220,30 @@ mod tests {
     fn descriptor_arguments() {
         // Recorded: static 0xffffffffffffff68, dynamic heap pointer 0x562d682d4840 (x86-64).
         assert_eq!(
-            classify_descriptor_argument(Arch::X86_64, 0xffff_ffff_ffff_ff68),
+            classify_descriptor_argument(Arch::X86_64, 0xffff_ffff_ffff_ff68, false),
             DescriptorArgument::StaticOffset(-152)
         );
         assert_eq!(
-            classify_descriptor_argument(Arch::X86_64, 0x562d_682d_4840),
+            classify_descriptor_argument(Arch::X86_64, 0x562d_682d_4840, true),
             DescriptorArgument::Dynamic(0x562d_682d_4840)
         );
         assert_eq!(
-            classify_descriptor_argument(Arch::Aarch64, 0x40),
+            classify_descriptor_argument(Arch::Aarch64, 0x40, false),
             DescriptorArgument::StaticOffset(0x40)
         );
         assert_eq!(
-            classify_descriptor_argument(Arch::Aarch64, 0xaaaa_d000_1000),
+            classify_descriptor_argument(Arch::Aarch64, 0xaaaa_d000_1000, true),
             DescriptorArgument::Dynamic(0xaaaa_d000_1000)
+        );
+        // musl aarch64 static offsets below 16 (seen in the VM: 0 and 8), and a low non-PIE heap
+        // pointer that only the maps can tell from an offset.
+        assert_eq!(
+            classify_descriptor_argument(Arch::Aarch64, 8, false),
+            DescriptorArgument::StaticOffset(8)
+        );
+        assert_eq!(
+            classify_descriptor_argument(Arch::Aarch64, 0x4a_2010, true),
+            DescriptorArgument::Dynamic(0x4a_2010)
         );
     }
 }
