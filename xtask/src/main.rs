@@ -206,20 +206,19 @@ fn test(paths: &Paths, arch: Arch) -> Result<()> {
     }
     if legs.aarch64 {
         step("aarch64 vm-smoke", smoke::run_smoke(paths));
-        // Doc tests are left out: each would boot a VM of its own.
+        // The reader's own tests in the VM (decoders, ptrace and eBPF against live writers). The
+        // whole aarch64 conformance matrix is `cargo xtask conformance --arch aarch64`; it is not
+        // part of this command yet because its run time under emulation has not been measured
+        // within the CI budget. Doc tests are left out: each would boot a VM of its own.
         step(
-            "aarch64 tests",
+            "aarch64 reader tests",
             cross::cargo(paths).and_then(|mut cargo| {
-                let mut build = cross::cargo(paths)?;
-                run(build.args(["build", "--workspace", "--exclude", "xtask", "--bins"]))?;
-                run(all_backends(&mut cargo).args([
+                run(cargo.args([
                     "test",
-                    "--workspace",
-                    "--exclude",
-                    "xtask",
+                    "-p",
+                    "context-reader",
                     "--no-fail-fast",
                     "--lib",
-                    "--bins",
                     "--tests",
                 ]))
             }),
