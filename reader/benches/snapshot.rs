@@ -1,6 +1,6 @@
 //! `cargo bench -p context-reader`: what a snapshot costs the target, as distributions.
 //!
-//! For writers with 2, 16 and 128 threads (idle and busy) it takes repeated ptrace snapshots and
+//! For writers with 2, 16 and 128 idle threads and 2 and 16 busy ones it takes repeated ptrace snapshots and
 //! reports the snapshot time and the per-thread stop window (median, p90, max), then the eBPF
 //! backend's mean program run time. Needs root. Nothing here asserts a time.
 
@@ -33,8 +33,9 @@ fn main() {
         "{:<22} {:>12} {:>12} {:>12} {:>12} {:>12}",
         "writer", "snap med us", "snap p90 us", "stop med us", "stop p90 us", "stop max us"
     );
-    for busy in [false, true] {
-        for threads in [2, 16, 128] {
+    // Busy writers spin every thread: on a 2-core machine 128 of them starve everything else.
+    for (busy, counts) in [(false, &[2, 16, 128][..]), (true, &[2, 16][..])] {
+        for &threads in counts {
             let n = threads.to_string();
             let mut args = vec!["--threads", n.as_str()];
             if busy {
