@@ -114,10 +114,6 @@ impl ImageMemory {
         self.regions.insert(merged_start, merged);
         self
     }
-
-    pub fn insert_u64(&mut self, addr: u64, value: u64) -> &mut Self {
-        self.insert(addr, value.to_le_bytes().to_vec())
-    }
 }
 
 impl Memory for ImageMemory {

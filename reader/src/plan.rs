@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::decode::thread_ctx::RecordLayout;
-use crate::discovery::elf::{Libc, TlsRelocKind};
+use crate::discovery::elf::Libc;
 use crate::discovery::tls::{Arch, DtvLayout};
 
 /// How to turn a thread pointer into the address of a TLS slot.
@@ -37,16 +37,6 @@ pub enum Resolution {
     GeneralDynamic,
     /// A module-id relocation with symbol index 0 plus the symbol's own offset.
     LocalDynamic,
-}
-
-impl Resolution {
-    pub fn from_reloc(kind: TlsRelocKind) -> Self {
-        match kind {
-            TlsRelocKind::TpOff => Resolution::InitialExecGot,
-            TlsRelocKind::TlsDesc => Resolution::TlsDescStatic,
-            TlsRelocKind::DtpMod | TlsRelocKind::DtpOff => Resolution::GeneralDynamic,
-        }
-    }
 }
 
 /// One TLS variable of one module, resolved.

@@ -22,12 +22,6 @@ impl<T> Decoded<T> {
             errors: Vec::new(),
         }
     }
-    pub fn ok(value: T) -> Self {
-        Decoded {
-            value: Some(value),
-            errors: Vec::new(),
-        }
-    }
     pub fn err(error: ReadError) -> Self {
         Decoded {
             value: None,
