@@ -307,8 +307,22 @@ fn compiler_for(triple: &str, libc: Libc, compiler: Compiler) -> Option<&'static
         ("x86_64", Libc::Glibc, Compiler::Clang) => Some("clang-14"),
         ("x86_64", Libc::Musl, Compiler::Gcc) => Some("musl-gcc"),
         ("aarch64", Libc::Glibc, Compiler::Gcc) => Some("aarch64-linux-gnu-gcc"),
+        // cc passes `--target=aarch64-unknown-linux-gnu`; clang then uses Debian's cross sysroot.
+        ("aarch64", Libc::Glibc, Compiler::Clang) => Some("clang-14"),
+        // xtask's wrapper around the cross gcc with musl's specs file (on PATH in `cargo xtask cross`).
+        ("aarch64", Libc::Musl, Compiler::Gcc) => Some("aarch64-linux-musl-gcc"),
         _ => None,
     }
+}
+
+/// Whether a variant can be built as named for this target (cases that cannot are not generated).
+fn applies_on(spec: &Spec, triple: &str) -> bool {
+    let aarch64 = triple.starts_with("aarch64");
+    // clang has no traditional dialect on aarch64: its general-dynamic code is TLSDESC, which
+    // the `tlsdesc` variants already cover, so a `gd-clang` build there would be misnamed.
+    let misnamed =
+        aarch64 && spec.compiler == Compiler::Clang && spec.model == Model::GeneralDynamic;
+    compiler_for(triple, spec.libc, spec.compiler).is_some() && !misnamed
 }
 
 /// The lld binary for `-fuse-ld=lld` (found through a `-B` directory with an `ld.lld` link).
@@ -326,7 +340,8 @@ impl Builder {
     fn tool(&self, libc: Libc, compiler: Compiler) -> Result<cc::Tool, String> {
         let cc_name = compiler_for(&self.triple, libc, compiler)
             .ok_or_else(|| format!("no {compiler:?} for {libc:?} on {}", self.triple))?;
-        let tool = cc::Build::new()
+        let mut build = cc::Build::new();
+        build
             .compiler(cc_name)
             .target(&self.triple)
             .host(&self.host)
@@ -334,7 +349,15 @@ impl Builder {
             .debug(true)
             .pic(false)
             .warnings(false)
-            .cargo_metadata(false)
+            .cargo_metadata(false);
+        if compiler == Compiler::Clang && self.triple != self.host {
+            // cc's `--target=aarch64-unknown-linux-gnu` makes clang look for
+            // `aarch64-unknown-linux-gnu-ld`; Debian's cross binutils and sysroot answer to the
+            // short triple, which a later `--target` selects.
+            let arch = self.triple.split('-').next().unwrap_or("");
+            build.flag(format!("--target={arch}-linux-gnu"));
+        }
+        let tool = build
             .try_get_compiler()
             .map_err(|e| format!("{cc_name}: {e}; run `cargo xtask setup`"))?;
         Ok(tool)
@@ -501,7 +524,7 @@ fn main() {
     let specs: Vec<Spec> = VARIANTS
         .iter()
         .map(|name| Spec::parse(name).unwrap_or_else(|e| panic!("bad variant name: {e}")))
-        .filter(|spec| compiler_for(&triple, spec.libc, spec.compiler).is_some())
+        .filter(|spec| applies_on(spec, &triple))
         .collect();
 
     // Two at a time: the machine has two cores.

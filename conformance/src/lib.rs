@@ -162,6 +162,23 @@ fn compare(expect: &Value, observed: &Value, path: &str, report: &mut Report) {
             for (i, (ev, ov)) in e.iter().zip(o).enumerate() {
                 compare(ev, ov, &format!("{path}[{i}]"), report);
             }
+            // Name the elements one side has beyond the other (an unexpected error entry says why).
+            for (i, ev) in e.iter().enumerate().skip(o.len()) {
+                push(
+                    report,
+                    &format!("{path}[{i}]"),
+                    short(ev),
+                    "(absent)".to_string(),
+                );
+            }
+            for (i, ov) in o.iter().enumerate().skip(e.len()) {
+                push(
+                    report,
+                    &format!("{path}[{i}]"),
+                    "(absent)".to_string(),
+                    short(ov),
+                );
+            }
         }
         (Value::Number(a), Value::Number(b)) => {
             report.compared += 1;
@@ -398,14 +415,18 @@ mod tests {
             vec![
                 // serde_json maps iterate in key order: errors before threads
                 "$.errors.length",
+                "$.errors[0]",
                 "$.threads[tid=5].v1.labels.length",
                 "$.threads[tid=5].v1.labels[0].value",
+                "$.threads[tid=5].v1.labels[1]",
                 "$.threads[tid=6]",
                 "$.threads[tid=7]",
             ]
         );
-        assert_eq!(r.diffs[2].expected, "\"a\"");
-        assert_eq!(r.diffs[2].observed, "\"b\"");
+        assert_eq!(r.diffs[1].expected, "(absent)");
+        assert_eq!(r.diffs[1].observed, r#"{"kind":"x"}"#);
+        assert_eq!(r.diffs[3].expected, "\"a\"");
+        assert_eq!(r.diffs[3].observed, "\"b\"");
     }
 
     #[test]

@@ -64,7 +64,7 @@ enum Task {
         /// Print the case names instead of running them.
         #[arg(long)]
         list: bool,
-        /// Read with this command instead of context-reader (`CONFORMANCE_EXTERNAL`).
+        /// Certify this writer command instead of the catalogue (`CONFORMANCE_EXTERNAL`).
         #[arg(long, value_name = "CMD ARGS")]
         external: Option<String>,
         /// Run only cases whose name contains this.
@@ -128,6 +128,9 @@ fn conformance_test(
     cmd.args(filter);
     if let Some(external) = external {
         cmd.env("CONFORMANCE_EXTERNAL", external);
+        if let Ok(dir) = std::env::current_dir() {
+            cmd.env("CONFORMANCE_EXTERNAL_DIR", dir);
+        }
     }
 }
 
@@ -139,8 +142,12 @@ fn conformance(
     external: Option<&str>,
     filter: Option<&str>,
 ) -> Result<()> {
-    setup::setup(arch.legs(), &paths.cache)?;
     let legs = arch.legs();
+    if external.is_some() && legs.aarch64 {
+        // The guest holds only what the archive packs from the cross target dir.
+        bail!("--external certifies a writer on the host (x86_64): the aarch64 VM cannot run an arbitrary host command");
+    }
+    setup::setup(legs, &paths.cache)?;
     if legs.x86_64 {
         run(host_cargo(paths).args(["build", "--workspace"]))?;
         let mut test = host_cargo(paths);

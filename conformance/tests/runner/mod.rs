@@ -1,0 +1,298 @@
+//! Runs one conformance case: spawns the target behind a kill-on-drop guard, waits for
+//! `CONTEXT-READY`, takes a snapshot (reader library, or the `context-reader` binary end to end),
+//! compares it with `expect` through `conformance::check` (many snapshots for churn), closes stdin
+//! and requires exit 0. Shared by the libtest-mimic suite (`conformance.rs`) and the tests of
+//! external-writer certification (`external.rs`).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conformance::{check, check_churn_thread, Report};
+use context_reader::snapshot::BackendKind;
+use context_reader::{Session, SnapshotOptions};
+use context_targets::{Backend, RunningTarget, Variant};
+use serde_json::Value;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+const READER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How a trial reads the target.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReaderMode {
+    /// `context_reader::Session` in this process.
+    Library,
+    /// The `context-reader PID --once --format json` binary, end to end.
+    Binary,
+}
+
+#[derive(Clone)]
+pub struct Case {
+    pub backend: Backend,
+    pub variant: Arc<Variant>,
+    pub scenario: String,
+    pub reader: ReaderMode,
+    /// External target: run `sh -c "exec CMD"` exactly as given (plus `--busy` for eBPF).
+    pub external: Option<String>,
+}
+
+impl Case {
+    /// A writer the catalogue does not know, run as the shell command line `line`.
+    pub fn external(line: &str, backend: Backend) -> Case {
+        let program = line.split_whitespace().next().unwrap_or("external");
+        Case {
+            backend,
+            variant: Arc::new(context_targets::external_variant(program)),
+            scenario: String::new(),
+            reader: ReaderMode::Library,
+            external: Some(line.to_string()),
+        }
+    }
+}
+
+fn backend_kind(backend: Backend) -> BackendKind {
+    match backend {
+        Backend::Ptrace => BackendKind::Ptrace,
+        Backend::Ebpf => BackendKind::Ebpf,
+    }
+}
+
+fn reader_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONTEXT_READER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("context-reader"))
+        .expect("target dir")
+}
+
+fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
+    let bin = reader_bin();
+    if !bin.is_file() {
+        return Err(format!(
+            "reader binary {} missing: build it with `cargo build -p context-reader` (cargo xtask conformance does) or set CONTEXT_READER_BIN",
+            bin.display()
+        ));
+    }
+    let mut child = Command::new(&bin)
+        .args([
+            &pid.to_string(),
+            "--once",
+            "--format",
+            "json",
+            "--backend",
+            backend.name(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let out_thread = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        s
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + READER_TIMEOUT;
+    let status = loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) => break status,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "context-reader did not finish within {READER_TIMEOUT:?}"
+                ));
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    };
+    let out = out_thread.join().unwrap_or_default();
+    let err = String::from_utf8_lossy(&err_thread.join().unwrap_or_default()).into_owned();
+    if !status.success() {
+        return Err(format!(
+            "context-reader exited with {status}; stderr: {err}"
+        ));
+    }
+    let text =
+        String::from_utf8(out).map_err(|_| "context-reader printed non-UTF-8".to_string())?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() != 1 {
+        return Err(format!(
+            "context-reader --once printed {} lines, expected exactly one",
+            lines.len()
+        ));
+    }
+    serde_json::from_str(lines[0]).map_err(|e| format!("context-reader output is not JSON: {e}"))
+}
+
+fn session(pid: i32, backend: Backend) -> Result<Session, String> {
+    let opts = SnapshotOptions {
+        backend: backend_kind(backend),
+        ..SnapshotOptions::default()
+    };
+    Session::new(pid, opts).map_err(|e| format!("reader: {e}"))
+}
+
+fn snapshot_with(session: &mut Session) -> Result<Value, String> {
+    session
+        .snapshot()
+        .map(|(s, _)| s.to_json())
+        .map_err(|e| format!("reader: {e}"))
+}
+
+/// Where failing cases leave their expect/observed documents.
+fn dump(case_name: &str, expect: &Value, observed: &Value) -> String {
+    let dir = std::env::temp_dir().join("conformance");
+    let _ = std::fs::create_dir_all(&dir);
+    let file = dir.join(format!("{}.json", case_name.replace('/', "__")));
+    let doc = serde_json::json!({"expect": expect, "observed": observed});
+    match std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    ) {
+        Ok(()) => format!("expect and observed: {}", file.display()),
+        Err(e) => format!("(could not write {}: {e})", file.display()),
+    }
+}
+
+fn churn_snapshots(backend: Backend) -> usize {
+    match backend {
+        Backend::Ptrace => 25,
+        Backend::Ebpf => 3,
+    }
+}
+
+pub fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
+    let busy = case.backend == Backend::Ebpf;
+    let cmd = match &case.external {
+        Some(line) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("exec {line}{}", if busy { " --busy" } else { "" }));
+            // Relative paths in the command are the user's: `cargo test` runs us in the package dir.
+            if let Some(dir) = std::env::var_os("CONFORMANCE_EXTERNAL_DIR") {
+                c.current_dir(dir);
+            }
+            c
+        }
+        None => case.variant.command(&case.scenario, busy),
+    };
+    let mut target = RunningTarget::spawn(cmd)?;
+    let ready = target.wait_ready(READY_TIMEOUT)?;
+    if ready.pid != target.pid() {
+        return Err(format!(
+            "CONTEXT-READY pid {} but the spawned process is {}",
+            ready.pid,
+            target.pid()
+        ));
+    }
+    let mut expect = ready.expect.clone();
+    if let Some(obj) = expect.as_object_mut() {
+        obj.entry("backend")
+            .or_insert_with(|| Value::String(case.backend.name().to_string()));
+    }
+    let churn = expect["threads"]
+        .as_array()
+        .is_some_and(|ts| ts.iter().any(|t| t.get("churn").is_some()));
+
+    let mut report = Report::default();
+    let mut last_observed = Value::Null;
+    if churn {
+        // Many snapshots; every churning thread must be consistent in each, counters never go back,
+        // and an in-place writer must not be invisible in all of them.
+        let mut session = session(ready.pid, case.backend)?;
+        let churners: Vec<(i64, Value)> = expect["threads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| Some((t["tid"].as_i64()?, t.get("churn")?.clone())))
+            .collect();
+        let mut last: Vec<(u64, u64)> = vec![(0, 0); churners.len()];
+        let mut v2_seen = vec![false; churners.len()];
+        for round in 0..churn_snapshots(case.backend) {
+            let observed = snapshot_with(&mut session)?;
+            let r = check(&expect, &observed);
+            report.compared += r.compared;
+            report.sections = r.sections;
+            report.diffs.extend(r.diffs.into_iter().map(|mut d| {
+                d.path = format!("snapshot {round}: {}", d.path);
+                d
+            }));
+            for (k, (tid, form)) in churners.iter().enumerate() {
+                let Some(thread) = observed["threads"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t["tid"] == *tid)
+                else {
+                    continue; // reported by check
+                };
+                let mut scratch = Report::default();
+                let (v1n, v2n) = check_churn_thread(form, thread, "", &mut scratch);
+                let (prev_v1, prev_v2) = &mut last[k];
+                for (seen, prev, what) in [(v1n, prev_v1, "v1"), (v2n, prev_v2, "v2")] {
+                    if let Some(n) = seen {
+                        if n < *prev {
+                            report.diffs.push(conformance::Diff {
+                                path: format!(
+                                    "snapshot {round}: $.threads[tid={tid}].{what} counter"
+                                ),
+                                expected: format!(">= {prev}"),
+                                observed: n.to_string(),
+                            });
+                        }
+                        *prev = n;
+                    }
+                }
+                v2_seen[k] |= v2n.is_some();
+            }
+            last_observed = observed;
+            if !report.ok() {
+                break;
+            }
+        }
+        for (k, (tid, _)) in churners.iter().enumerate() {
+            if report.ok() && !v2_seen[k] {
+                report.diffs.push(conformance::Diff {
+                    path: format!("$.threads[tid={tid}].v2"),
+                    expected: "a consistent record in at least one snapshot".to_string(),
+                    observed: "null in every snapshot".to_string(),
+                });
+            }
+        }
+    } else {
+        let observed = match case.reader {
+            ReaderMode::Binary => snapshot_binary(ready.pid, case.backend)?,
+            ReaderMode::Library => snapshot_with(&mut session(ready.pid, case.backend)?)?,
+        };
+        report = check(&expect, &observed);
+        last_observed = observed;
+    }
+    if !report.ok() {
+        return Err(format!(
+            "{}{}",
+            report.render(40),
+            dump(name, &expect, &last_observed)
+        ));
+    }
+    let status = target.finish(EXIT_TIMEOUT)?;
+    if !status.success() {
+        return Err(format!(
+            "snapshot matched, but the target exited with {status} after stdin EOF"
+        ));
+    }
+    Ok(case.external.as_ref().map(|_| report.render(0)))
+}
