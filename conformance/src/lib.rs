@@ -278,7 +278,9 @@ fn label_map(labels: &Value) -> Option<Vec<(String, String)>> {
 /// `churn.worker = w`; v2 is `null` (only for in-place writers, caught behind valid=0) or has
 /// trace id `{w:016x}{n:016x}`, span id `{n:016x}`, trace flags `n & 1`, attributes exactly
 /// `churn.n = n`, `churn.n3 = 3n` (as key indices 3 and 4 when the form says `"key_map": false`,
-/// i.e. no process context publishes the key map). Returns the counters seen so callers can check monotonicity.
+/// i.e. no process context publishes the key map), plus the attribute `span_id_attribute` equal to
+/// the span id when the form names one. `"v2": false` means the writer has no thread context: v2
+/// must be `null`. Returns the counters seen so callers can check monotonicity.
 pub fn check_churn_thread(
     form: &Value,
     observed: &Value,
@@ -324,7 +326,11 @@ pub fn check_churn_thread(
     }
     // v2
     let v2 = &observed["v2"];
-    if v2.is_null() {
+    if form["v2"] == Value::Bool(false) {
+        if !v2.is_null() {
+            bad("v2", "null (no v2 in this variant)".to_string(), v2);
+        }
+    } else if v2.is_null() {
         if form["v2"] != Value::String("in-place".to_string()) {
             bad(
                 "v2",
@@ -360,8 +366,10 @@ pub fn check_churn_thread(
                 .map(|(_, v)| v.clone())
         };
         let n = get("churn.n").and_then(|s| s.parse::<u64>().ok());
+        let span_id_attribute = form["span_id_attribute"].as_str();
         let consistent = n.is_some_and(|n| {
-            attrs.len() == 2
+            attrs.len() == 2 + usize::from(span_id_attribute.is_some())
+                && span_id_attribute.is_none_or(|k| get(k) == Some(format!("{n:016x}")))
                 && get("churn.n3") == Some((3 * n).to_string())
                 && v2["trace_id"] == Value::String(format!("{worker:016x}{n:016x}"))
                 && v2["span_id"] == Value::String(format!("{n:016x}"))
@@ -486,5 +494,49 @@ mod tests {
             &mut r,
         );
         assert!(r.ok());
+    }
+
+    #[test]
+    fn churn_form_without_v2_requires_null_v2() {
+        let form = json!({"worker": 1, "v1": true, "v2": false});
+        let mut r = Report::default();
+        let counters = check_churn_thread(&form, &churn_thread(1, 4, 12, Value::Null), "$", &mut r);
+        assert!(r.ok(), "{}", r.render(5));
+        assert_eq!(counters, (Some(4), None));
+        let record = json!({"layout": "otep-4947", "trace_id": null, "span_id": null,
+            "trace_flags": 0, "attributes": []});
+        let mut r = Report::default();
+        check_churn_thread(&form, &churn_thread(1, 4, 12, record), "$", &mut r);
+        let paths: Vec<&str> = r.diffs.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, vec!["$.v2"]);
+    }
+
+    #[test]
+    fn churn_span_id_attribute_must_carry_the_span_id() {
+        let form = json!({"worker": 1, "v1": false, "v2": "in-place",
+            "span_id_attribute": "datadog.local_root_span_id"});
+        let v2 = |root: &str| {
+            json!({"layout": "otep-4947", "trace_id": "00000000000000010000000000000009",
+                "span_id": "0000000000000009", "trace_flags": 1,
+                "attributes": [{"key": "churn.n", "value": "9"}, {"key": "churn.n3", "value": "27"},
+                               {"key": "datadog.local_root_span_id", "value": root}]})
+        };
+        let thread = |v2: Value| json!({"tid": 3, "v1": null, "v2": v2});
+        let mut r = Report::default();
+        let counters = check_churn_thread(&form, &thread(v2("0000000000000009")), "$", &mut r);
+        assert!(r.ok(), "{}", r.render(5));
+        assert_eq!(counters, (None, Some(9)));
+        let mut r = Report::default();
+        check_churn_thread(&form, &thread(v2("0000000000000008")), "$", &mut r);
+        assert_eq!(r.diffs.len(), 1, "{}", r.render(5));
+        // Without the form naming it, the extra attribute makes the record inconsistent.
+        let mut r = Report::default();
+        check_churn_thread(
+            &json!({"worker": 1, "v1": false, "v2": "in-place"}),
+            &thread(v2("0000000000000009")),
+            "$",
+            &mut r,
+        );
+        assert_eq!(r.diffs.len(), 1, "{}", r.render(5));
     }
 }

@@ -139,8 +139,8 @@ fn churn_step(worker: u64, n: u64) {
 fn spawn_churn_workers(run: &mut Run) {
     for w in 1..=4u64 {
         run.spawn(&format!("churn-{w}"), move |worker| {
-            let form =
-                serde_json::json!({"worker": w, "v1": false, "v2": "in-place", "key_map": true});
+            let form = serde_json::json!({"worker": w, "v1": false, "v2": "in-place",
+                "key_map": true, "span_id_attribute": "datadog.local_root_span_id"});
             worker.churn_forever(form, move |n| churn_step(w, n))
         });
     }

@@ -215,7 +215,7 @@ impl Worker {
 
     /// `--churn`: calls `step(1)`, reports the thread by `form` (the runner's churn description,
     /// targets/README.md: `{"worker": w, "v1": bool, "v2": "in-place"|"swap"|false,
-    /// "key_map": bool}`), then calls `step(n)` for n = 2, 3, ... forever. `step` rewrites the
+    /// "key_map": bool, "span_id_attribute": KEY?}`), then calls `step(n)` for n = 2, 3, ... forever. `step` rewrites the
     /// thread's context from the counter alone; the first step runs before the report so that no
     /// snapshot sees a pre-churn state.
     pub fn churn_forever<F: FnMut(u64)>(self, form: Value, mut step: F) -> ! {
@@ -225,7 +225,11 @@ impl Worker {
         loop {
             counter = counter.wrapping_add(1).max(1);
             step(counter);
-            if !self.busy {
+            if self.busy {
+                // Stay on CPU, but mostly between steps: an in-place writer (libdd) is invalid
+                // while it updates, and a sampler must catch it valid now and then.
+                spin_a_while(1 << 14);
+            } else {
                 std::thread::yield_now();
             }
         }
