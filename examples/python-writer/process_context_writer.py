@@ -136,6 +136,14 @@ class Publication:
         raise RuntimeError("header mapping not in /proc/self/maps")
 
 
+def spin(iterations):
+    """Pure-Python work: the thread keeps the GIL, so it stays on CPU."""
+    x = 0
+    for i in range(iterations):
+        x ^= i
+    return x
+
+
 # --- the target protocol ---------------------------------------------------------------------
 
 def parse_args(argv):
@@ -182,7 +190,9 @@ def main():
     def worker():
         parked.wait()
         while not stop.is_set():
-            if not busy:
+            if busy:
+                spin(20000)
+            else:
                 stop.wait()
 
     workers = [threading.Thread(target=worker, name=f"py-worker-{k}") for k in range(n_threads)]
@@ -216,9 +226,13 @@ def main():
     sys.stdout.flush()
 
     # Keep every thread alive and unchanged until stdin reaches EOF. With --busy the main thread
-    # spins too (polling stdin), so a sampling reader sees it on CPU.
+    # spins too, so a sampling reader sees it on CPU. Python threads take turns on the GIL, and a
+    # thread waiting for it is off CPU, so it computes between stdin polls: a poll releases the GIL
+    # and would leave it waiting most of the time.
     stdin = sys.stdin.fileno()
     while True:
+        if busy:
+            spin(20000)
         readable, _, _ = select.select([stdin], [], [], 0 if busy else None)
         if readable and not os.read(stdin, 4096):
             break
