@@ -1,5 +1,7 @@
 // Shared by the `build.rs` of the Rust DSO targets (`include!`d, so each stays one file).
 
+include!("lld.rs");
+
 /// Exports `symbols` from the cdylib being built: rustc's own version script hides everything but
 /// `#[no_mangle]` functions, so an extra version script makes the TLS slots GLOBAL (writers.md:
 /// accepted by LLD, rejected by GNU ld together with rustc's script).
@@ -11,27 +13,10 @@ fn export_context_symbols(symbols: &[&str]) {
     let globals: String = symbols.iter().map(|s| format!(" {s};")).collect();
     std::fs::write(&script, format!("{{ global:{globals} }};\n"))
         .expect("writing the version script");
-    // rustup's rustc links x86_64 with its own LLD. Elsewhere (the aarch64 cross build with the
-    // GNU cross gcc) select LLD explicitly through a `-B` directory holding `ld.lld`.
-    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
-        let lld_dir = [
-            "/usr/lib/llvm-14/bin",
-            "/usr/lib/llvm-16/bin",
-            "/usr/lib/llvm-19/bin",
-        ]
-        .into_iter()
-        .find(|dir| std::path::Path::new(dir).join("ld.lld").exists());
-        match lld_dir {
-            Some(dir) => {
-                println!("cargo:rustc-cdylib-link-arg=-fuse-ld=lld");
-                println!("cargo:rustc-cdylib-link-arg=-B{dir}");
-            }
-            None => {
-                // GNU ld rejects a second version script: build the DSO without exported TLS.
-                println!("cargo:warning=no ld.lld found: the DSO's context symbols stay local");
-                return;
-            }
-        }
+    if !link_with_lld("cargo:rustc-cdylib-link-arg") {
+        // GNU ld rejects a second version script: build the DSO without exported TLS.
+        println!("cargo:warning=no ld.lld found: the DSO's context symbols stay local");
+        return;
     }
     let script_arg = format!("-Wl,--version-script={}", script.display());
     println!("cargo:rustc-cdylib-link-arg={script_arg}");

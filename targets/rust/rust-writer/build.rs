@@ -1,6 +1,8 @@
 //! Exports the three context symbols of the own writer to `.dynsym` (they are defined in
 //! `global_asm!`, src/tls.rs) and links the `-bfd` binary with GNU ld instead of rustup's LLD.
 
+include!("../lld.rs");
+
 fn main() {
     for symbol in [
         "custom_labels_current_set",
@@ -11,25 +13,10 @@ fn main() {
     }
     // rustc passes `-fuse-ld=lld` first; a later `-fuse-ld=bfd` wins with gcc as the driver.
     println!("cargo:rustc-link-arg-bin=rust-writer-bfd=-fuse-ld=bfd");
-    // rustup's rustc links x86_64 with its own LLD already; elsewhere (the aarch64 cross build with
-    // the GNU cross gcc) the `-lld` binary selects LLD through a `-B` directory holding `ld.lld`.
-    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
-        let lld_dir = [
-            "/usr/lib/llvm-14/bin",
-            "/usr/lib/llvm-16/bin",
-            "/usr/lib/llvm-19/bin",
-        ]
-        .into_iter()
-        .find(|dir| std::path::Path::new(dir).join("ld.lld").exists());
-        match lld_dir {
-            Some(dir) => {
-                println!("cargo:rustc-link-arg-bin=rust-writer-lld=-fuse-ld=lld");
-                println!("cargo:rustc-link-arg-bin=rust-writer-lld=-B{dir}");
-            }
-            None => println!(
-                "cargo:warning=no ld.lld found: rust-writer-lld is linked with the default linker"
-            ),
-        }
+    if !link_with_lld("cargo:rustc-link-arg-bin=rust-writer-lld") {
+        println!(
+            "cargo:warning=no ld.lld found: rust-writer-lld is linked with the default linker"
+        );
     }
     println!("cargo:rerun-if-changed=build.rs");
 }
