@@ -70,23 +70,25 @@ fn violation_codes(file: &Path) -> Vec<&'static str> {
     report.violations.iter().map(|v| v.code).collect()
 }
 
-fn gnu2() -> &'static str {
-    if cfg!(target_arch = "x86_64") {
+/// Builds the fixture as a TLSDESC DSO at `so` (the file name is what the name rule looks at).
+fn build_tlsdesc_dso(so: &std::path::Path) {
+    let descriptors = if cfg!(target_arch = "x86_64") {
         "-mtls-dialect=gnu2"
     } else {
         "-mtls-dialect=desc"
-    }
+    };
+    build(
+        cc().args(["-O1", "-fPIC", "-shared", descriptors, "-o"])
+            .arg(so)
+            .arg(FIXTURE),
+    );
 }
 
 #[test]
 fn a_conforming_dso_is_clean() {
     let dir = tempfile::tempdir().unwrap();
     let so = dir.path().join("libcustomlabels.so");
-    build(
-        cc().args(["-O1", "-fPIC", "-shared", gnu2(), "-o"])
-            .arg(&so)
-            .arg(FIXTURE),
-    );
+    build_tlsdesc_dso(&so);
     assert_eq!(
         violation_codes(&so),
         Vec::<&str>::new(),
@@ -99,11 +101,7 @@ fn a_conforming_dso_is_clean() {
 fn flags_a_v1_dso_with_a_non_conforming_name() {
     let dir = tempfile::tempdir().unwrap();
     let so = dir.path().join("libwriter.so");
-    build(
-        cc().args(["-O1", "-fPIC", "-shared", gnu2(), "-o"])
-            .arg(&so)
-            .arg(FIXTURE),
-    );
+    build_tlsdesc_dso(&so);
     assert_eq!(violation_codes(&so), vec!["v1-dso-name"]);
 }
 
