@@ -11,12 +11,19 @@
 //! `ARCH/BACKEND/external/<file names of the command's words>`), run in `CONFORMANCE_EXTERNAL_DIR`
 //! if set (xtask sets the caller's directory); `CONTEXT_READER_BIN` overrides the reader binary
 //! (default `<dir of this test binary>/../context-reader`).
+//!
+//! Which cases exist (rule in conformance/README.md): placement scenarios
+//! (`context_targets::PLACEMENT_SCENARIOS`) on every variant; decoding scenarios on the first
+//! variant of each decoding class (`Variant::decoding_class`), unless `CONFORMANCE_FULL=1`
+//! (`cargo xtask conformance --full`) asks for every scenario on every variant.
 
 mod runner;
 
 use std::sync::Arc;
 
-use context_targets::{catalogue, Backend};
+use std::collections::{BTreeMap, HashSet};
+
+use context_targets::{catalogue, is_placement_scenario, Backend, Variant};
 use libtest_mimic::{Arguments, Failed, Trial};
 use runner::{run_case, Case, ReaderMode};
 
@@ -42,6 +49,51 @@ fn ebpf_scenario_selected(arch: &str, scenario: &str) -> bool {
     list == "all" || list.split(',').any(|s| s.trim() == scenario)
 }
 
+fn full_matrix() -> bool {
+    std::env::var("CONFORMANCE_FULL").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// The (variant, scenario) pairs to run, in catalogue order: every pair with `full`; else the
+/// placement scenarios on every variant and each decoding scenario on one variant of each decoding
+/// class. Within a class the decoding scenarios go round the class's variants (the first to the
+/// first variant offering it, the next to the next, ...), so they also run on varied placements.
+fn selected_cases(variants: &[Arc<Variant>], full: bool) -> Vec<(Arc<Variant>, String)> {
+    let mut chosen: HashSet<(usize, String)> = HashSet::new();
+    if !full {
+        let mut classes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, v) in variants.iter().enumerate() {
+            classes.entry(v.decoding_class()).or_default().push(i);
+        }
+        for members in classes.values() {
+            let mut scenarios: Vec<&String> = Vec::new();
+            for &i in members {
+                for s in &variants[i].scenarios {
+                    if !is_placement_scenario(s) && !scenarios.contains(&s) {
+                        scenarios.push(s);
+                    }
+                }
+            }
+            for (turn, scenario) in scenarios.into_iter().enumerate() {
+                let offering: Vec<usize> = members
+                    .iter()
+                    .copied()
+                    .filter(|&i| variants[i].scenarios.contains(scenario))
+                    .collect();
+                chosen.insert((offering[turn % offering.len()], scenario.clone()));
+            }
+        }
+    }
+    let mut cases = Vec::new();
+    for (i, variant) in variants.iter().enumerate() {
+        for scenario in &variant.scenarios {
+            if full || is_placement_scenario(scenario) || chosen.contains(&(i, scenario.clone())) {
+                cases.push((Arc::clone(variant), scenario.clone()));
+            }
+        }
+    }
+    cases
+}
+
 fn trial(name: String, case: Case) -> Trial {
     let kind = format!("{:?}", case.reader).to_lowercase();
     Trial::test(name.clone(), move || match run_case(&name, &case) {
@@ -58,36 +110,34 @@ fn trial(name: String, case: Case) -> Trial {
 fn catalogue_trials(arch: &str) -> Vec<Trial> {
     let mut trials = Vec::new();
     let wanted = backends();
-    for variant in catalogue().into_iter().map(Arc::new) {
+    let variants: Vec<Arc<Variant>> = catalogue().into_iter().map(Arc::new).collect();
+    for (variant, scenario) in selected_cases(&variants, full_matrix()) {
         // One case of every variant (basic, else its first scenario) runs the binary end to end.
         let end_to_end = variant
             .scenarios
             .iter()
             .find(|s| *s == "basic")
-            .or(variant.scenarios.first())
-            .cloned();
-        for scenario in &variant.scenarios {
-            for backend in variant
-                .backends_for(scenario)
-                .into_iter()
-                .filter(|b| wanted.contains(b))
-                .filter(|b| *b != Backend::Ebpf || ebpf_scenario_selected(arch, scenario))
-            {
-                let reader = if Some(scenario) == end_to_end.as_ref() {
-                    ReaderMode::Binary
-                } else {
-                    ReaderMode::Library
-                };
-                let name = format!("{arch}/{}/{}/{scenario}", backend.name(), variant.name);
-                let case = Case {
-                    backend,
-                    variant: Arc::clone(&variant),
-                    scenario: scenario.clone(),
-                    reader,
-                    external: None,
-                };
-                trials.push(trial(name, case));
-            }
+            .or(variant.scenarios.first());
+        let reader = if Some(&scenario) == end_to_end {
+            ReaderMode::Binary
+        } else {
+            ReaderMode::Library
+        };
+        for backend in variant
+            .backends_for(&scenario)
+            .into_iter()
+            .filter(|b| wanted.contains(b))
+            .filter(|b| *b != Backend::Ebpf || ebpf_scenario_selected(arch, &scenario))
+        {
+            let name = format!("{arch}/{}/{}/{scenario}", backend.name(), variant.name);
+            let case = Case {
+                backend,
+                variant: Arc::clone(&variant),
+                scenario: scenario.clone(),
+                reader,
+                external: None,
+            };
+            trials.push(trial(name, case));
         }
     }
     trials

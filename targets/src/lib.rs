@@ -23,6 +23,19 @@ pub const SCENARIOS: &[&str] = &[
     "churn",
 ];
 
+/// Scenarios that exercise where the slot is and when it is read (TLS placement, DTV, threads
+/// appearing and exiting, concurrent updates): they can fail differently on every variant, so they
+/// run on every variant. Every other scenario (`empty-and-null`, `duplicates`, `binary-bytes`,
+/// `large-record`, `unknown-key-index`, `in-progress`, `decoys`, `oversized`) exercises decoding of
+/// bytes already found, which depends on the writer's build (see [`Variant::decoding_class`]), not
+/// on its TLS placement.
+pub const PLACEMENT_SCENARIOS: &[&str] = &["basic", "detached", "churn", "many-threads"];
+
+/// Whether `scenario` needs every variant ([`PLACEMENT_SCENARIOS`]).
+pub fn is_placement_scenario(scenario: &str) -> bool {
+    PLACEMENT_SCENARIOS.contains(&scenario)
+}
+
 /// A reader backend a case runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Backend {
@@ -89,6 +102,30 @@ impl Variant {
             .copied()
             .filter(|b| *b != Backend::Ebpf || !self.ebpf_excluded.iter().any(|s| s == scenario))
             .collect()
+    }
+
+    /// What can change the bytes a decoding scenario publishes, or how they are laid out: the
+    /// writer's implementation, libc, compiler, linker and process-context mapping. Not the TLS
+    /// placement (linking mode, executable/DSO/dlopen, access model, alignment), which only moves
+    /// the slot and is covered by the [`PLACEMENT_SCENARIOS`] of every variant. The arch is implied:
+    /// each arch's suite has its own binaries.
+    pub fn decoding_class(&self) -> String {
+        let p = &self.properties;
+        let field = |k: &str| p[k].as_str().unwrap_or("-").to_string();
+        match self.kind {
+            WriterKind::C => [
+                "c".to_string(),
+                field("libc"),
+                field("compiler"),
+                field("linker"),
+                field("process_context"),
+            ]
+            .join("/"),
+            // One Rust program per writer implementation, each with LLD and GNU ld; the `-dso`
+            // builds place the same code's TLS in a shared object.
+            WriterKind::Rust => self.name.replace("-dso", ""),
+            WriterKind::External => self.name.clone(),
+        }
     }
 
     /// The command line for one scenario (the runner adds `--busy` for sampling backends).

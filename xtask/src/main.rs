@@ -16,6 +16,7 @@ use process::run;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, set up and test context-reader")]
@@ -64,6 +65,10 @@ enum Task {
         /// Print the case names instead of running them.
         #[arg(long)]
         list: bool,
+        /// Every scenario on every variant (release checks); by default decoding scenarios run on
+        /// one variant per decoding class (rule in conformance/README.md).
+        #[arg(long)]
+        full: bool,
         /// Certify this writer command instead of the catalogue (`CONFORMANCE_EXTERNAL`).
         #[arg(long, value_name = "CMD ARGS")]
         external: Option<String>,
@@ -110,18 +115,30 @@ impl Backend {
     }
 }
 
+/// Which conformance cases to run, from `cargo xtask conformance`'s options.
+#[derive(Clone, Copy, Default)]
+struct Selection<'a> {
+    list: bool,
+    full: bool,
+    external: Option<&'a str>,
+    filter: Option<&'a str>,
+}
+
 /// Turns `cargo test` into a run of the conformance binary with the user's selection: backends
 /// by `CONFORMANCE_BACKENDS` (trials are named `ARCH/BACKEND/...`, each binary makes its own
 /// arch's), external writers by `CONFORMANCE_EXTERNAL`, `--list` and FILTER for libtest-mimic.
-fn conformance_test(
-    cmd: &mut Command,
-    backend: Backend,
-    list: bool,
-    external: Option<&str>,
-    filter: Option<&str>,
-) {
+fn conformance_test(cmd: &mut Command, backend: Backend, select: &Selection) {
     cmd.args(["test", "-p", "conformance", "--test", "conformance", "--"])
         .env("CONFORMANCE_BACKENDS", backend.conformance_backends());
+    let Selection {
+        list,
+        full,
+        external,
+        filter,
+    } = *select;
+    if full {
+        cmd.env("CONFORMANCE_FULL", "1");
+    }
     if list {
         cmd.arg("--list");
     }
@@ -134,16 +151,9 @@ fn conformance_test(
     }
 }
 
-fn conformance(
-    paths: &Paths,
-    backend: Backend,
-    arch: Arch,
-    list: bool,
-    external: Option<&str>,
-    filter: Option<&str>,
-) -> Result<()> {
+fn conformance(paths: &Paths, backend: Backend, arch: Arch, select: &Selection) -> Result<()> {
     let legs = arch.legs();
-    if external.is_some() && legs.aarch64 {
+    if select.external.is_some() && legs.aarch64 {
         // The guest holds only what the archive packs from the cross target dir.
         bail!("--external certifies a writer on the host (x86_64): the aarch64 VM cannot run an arbitrary host command");
     }
@@ -151,11 +161,11 @@ fn conformance(
     if legs.x86_64 {
         run(host_cargo(paths).args(["build", "--workspace"]))?;
         let mut test = host_cargo(paths);
-        conformance_test(&mut test, backend, list, external, filter);
+        conformance_test(&mut test, backend, select);
         run(&mut test)?;
     }
     if legs.aarch64 {
-        conformance_aarch64(paths, backend, list, filter)?;
+        conformance_aarch64(paths, backend, select)?;
     }
     Ok(())
 }
@@ -163,15 +173,17 @@ fn conformance(
 /// Cross-builds everything the suite runs (reader, BPF object, targets) and runs the conformance
 /// binary in one VM. The whole matrix takes 12-20 min of emulation, so this VM may run longer
 /// than the default limit of one VM.
-fn conformance_aarch64(
-    paths: &Paths,
-    backend: Backend,
-    list: bool,
-    filter: Option<&str>,
-) -> Result<()> {
+fn conformance_aarch64(paths: &Paths, backend: Backend, select: &Selection) -> Result<()> {
     run(cross::cargo(paths)?.args(["build", "--workspace", "--exclude", "xtask"]))?;
     let mut test = cross::cargo(paths)?;
-    conformance_test(&mut test, backend, list, None, filter);
+    conformance_test(
+        &mut test,
+        backend,
+        &Selection {
+            external: None,
+            ..*select
+        },
+    );
     if std::env::var_os("XTASK_VM_TIMEOUT_SECS").is_none() {
         test.env("XTASK_VM_TIMEOUT_SECS", "3000");
     }
@@ -186,24 +198,77 @@ fn all_backends(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-/// Runs every step even when an earlier one failed, then fails naming all that did.
-fn test(paths: &Paths, arch: Arch) -> Result<()> {
-    setup::setup(arch.legs(), &paths.cache)?;
-    let legs = arch.legs();
-    let mut failed = Vec::new();
-    let mut step = |name: &str, result: Result<()>| {
-        if let Err(e) = result {
-            eprintln!("xtask test: step `{name}` failed: {e:#}");
-            failed.push(name.to_string());
+/// The steps of `cargo xtask test` as they ran: name, wall time, passed.
+#[derive(Default)]
+struct StepTimes(Vec<(String, Duration, bool)>);
+
+impl StepTimes {
+    /// Runs one step, timing it; a failure is printed and recorded, not returned, so that later
+    /// steps still run.
+    fn run(&mut self, name: &str, step: impl FnOnce() -> Result<()>) {
+        eprintln!("xtask test: step `{name}`");
+        let started = Instant::now();
+        let result = step();
+        let took = started.elapsed();
+        if let Err(e) = &result {
+            eprintln!("xtask test: step `{name}` failed after {took:.0?}: {e:#}");
         }
-    };
+        self.0.push((name.to_string(), took, result.is_ok()));
+    }
+
+    fn failed(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(_, _, ok)| !ok)
+            .map(|(name, _, _)| name.as_str())
+            .collect()
+    }
+
+    /// The table every CI log ends with, so the time budget is visible.
+    fn table(&self) -> String {
+        let mut out = String::from("| step | time | result |\n|---|---:|---|\n");
+        let mut total = Duration::ZERO;
+        for (name, took, ok) in &self.0 {
+            total += *took;
+            let verdict = if *ok { "passed" } else { "FAILED" };
+            out += &format!("| {name} | {} | {verdict} |\n", minutes(*took));
+        }
+        out += &format!("| total | {} | |\n", minutes(total));
+        out
+    }
+}
+
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02} ({s} s)", s / 60, s % 60)
+}
+
+/// Runs every step even when an earlier one failed, then prints how long each took and fails
+/// naming all that failed.
+fn test(paths: &Paths, arch: Arch) -> Result<()> {
+    let legs = arch.legs();
+    let mut steps = StepTimes::default();
+    steps.run("setup", || setup::setup(legs, &paths.cache));
+    let result = test_steps(paths, legs, &mut steps);
+    eprintln!("\nxtask test: time per step\n{}", steps.table());
+    result?;
+    let failed = steps.failed();
+    if !failed.is_empty() {
+        bail!("failed steps: {}", failed.join(", "));
+    }
+    eprintln!("xtask test: all steps passed");
+    Ok(())
+}
+
+fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result<()> {
+    if !steps.failed().is_empty() {
+        bail!("setup failed: nothing else can run");
+    }
     if legs.x86_64 {
-        step(
-            "fmt",
-            run(host_cargo(paths).args(["fmt", "--all", "--check"])),
-        );
-        step(
-            "clippy",
+        steps.run("fmt", || {
+            run(host_cargo(paths).args(["fmt", "--all", "--check"]))
+        });
+        steps.run("clippy", || {
             run(host_cargo(paths).args([
                 "clippy",
                 "--workspace",
@@ -211,47 +276,49 @@ fn test(paths: &Paths, arch: Arch) -> Result<()> {
                 "--",
                 "-D",
                 "warnings",
-            ])),
-        );
+            ]))
+        });
         // `cargo test` builds other packages' binaries only as test harnesses: the conformance
         // runner needs the real target and reader executables, so build them first.
-        step(
-            "x86_64 tests",
-            run(host_cargo(paths).args(["build", "--workspace", "--bins"])).and_then(|()| {
-                run(all_backends(&mut host_cargo(paths)).args([
-                    "test",
-                    "--workspace",
-                    "--no-fail-fast",
-                ]))
-            }),
-        );
+        steps.run("x86_64 build", || {
+            run(host_cargo(paths).args(["build", "--workspace", "--bins", "--tests"]))
+        });
+        steps.run("x86_64 tests (all but conformance)", || {
+            run(all_backends(&mut host_cargo(paths)).args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "conformance",
+                "--no-fail-fast",
+            ]))
+        });
+        steps.run("x86_64 conformance", || {
+            run(all_backends(&mut host_cargo(paths)).args([
+                "test",
+                "-p",
+                "conformance",
+                "--no-fail-fast",
+            ]))
+        });
     }
     if legs.aarch64 {
-        step("aarch64 vm-smoke", smoke::run_smoke(paths));
+        steps.run("aarch64 vm-smoke", || smoke::run_smoke(paths));
         // The reader's own tests in the VM (decoders, ptrace and eBPF against live writers). Doc
         // tests are left out: each would boot a VM of its own.
-        step(
-            "aarch64 reader tests",
-            cross::cargo(paths).and_then(|mut cargo| {
-                run(cargo.args([
-                    "test",
-                    "-p",
-                    "context-reader",
-                    "--no-fail-fast",
-                    "--lib",
-                    "--tests",
-                ]))
-            }),
-        );
-        step(
-            "aarch64 conformance",
-            conformance_aarch64(paths, Backend::All, false, None),
-        );
+        steps.run("aarch64 reader tests", || {
+            run(cross::cargo(paths)?.args([
+                "test",
+                "-p",
+                "context-reader",
+                "--no-fail-fast",
+                "--lib",
+                "--tests",
+            ]))
+        });
+        steps.run("aarch64 conformance", || {
+            conformance_aarch64(paths, Backend::All, &Selection::default())
+        });
     }
-    if !failed.is_empty() {
-        bail!("failed steps: {}", failed.join(", "));
-    }
-    eprintln!("xtask test: all steps passed");
     Ok(())
 }
 
@@ -281,15 +348,19 @@ fn main() -> ExitCode {
             backend,
             arch,
             list,
+            full,
             external,
             filter,
         } => conformance(
             &paths,
             backend,
             arch,
-            list,
-            external.as_deref(),
-            filter.as_deref(),
+            &Selection {
+                list,
+                full,
+                external: external.as_deref(),
+                filter: filter.as_deref(),
+            },
         ),
         Task::Test { arch } => test(&paths, arch),
         Task::Ci => test(&paths, Arch::All),
@@ -324,9 +395,12 @@ mod tests {
         conformance_test(
             &mut cmd,
             Backend::All,
-            true,
-            Some("./w --x"),
-            Some("many-threads"),
+            &Selection {
+                list: true,
+                full: true,
+                external: Some("./w --x"),
+                filter: Some("many-threads"),
+            },
         );
         assert_eq!(
             process::describe(&cmd),
@@ -338,8 +412,9 @@ mod tests {
             Some("ptrace,ebpf".as_ref())
         )));
         assert!(env.contains(&("CONFORMANCE_EXTERNAL".as_ref(), Some("./w --x".as_ref()))));
+        assert!(env.contains(&("CONFORMANCE_FULL".as_ref(), Some("1".as_ref()))));
         let mut cmd = Command::new("cargo");
-        conformance_test(&mut cmd, Backend::Ebpf, false, None, None);
+        conformance_test(&mut cmd, Backend::Ebpf, &Selection::default());
         let env: Vec<_> = cmd.get_envs().collect();
         assert_eq!(
             env,
