@@ -175,7 +175,53 @@ fn churn_snapshots(backend: Backend) -> usize {
     }
 }
 
+/// With `CONFORMANCE_TIMING=1`, each case prints how long its phases took (start to
+/// `CONTEXT-READY`, reading, shutdown), to find where a case spends its time (e.g. in the VM).
+struct PhaseTimer {
+    enabled: bool,
+    last: Instant,
+    phases: Vec<(&'static str, Duration)>,
+}
+
+impl PhaseTimer {
+    fn new() -> Self {
+        PhaseTimer {
+            enabled: std::env::var_os("CONFORMANCE_TIMING").is_some_and(|v| v == "1"),
+            last: Instant::now(),
+            phases: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.phases.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    fn print(&self, name: &str) {
+        if self.enabled {
+            let parts: Vec<String> = self
+                .phases
+                .iter()
+                .map(|(p, d)| format!("{p} {:.0} ms", d.as_secs_f64() * 1e3))
+                .collect();
+            eprintln!("timing {name}: {}", parts.join(", "));
+        }
+    }
+}
+
 pub fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
+    let mut timer = PhaseTimer::new();
+    let result = run_case_timed(name, case, &mut timer);
+    timer.print(name);
+    result
+}
+
+fn run_case_timed(
+    name: &str,
+    case: &Case,
+    timer: &mut PhaseTimer,
+) -> Result<Option<String>, String> {
     let busy = case.backend == Backend::Ebpf;
     let cmd = match &case.external {
         Some(line) => {
@@ -192,6 +238,7 @@ pub fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
     };
     let mut target = RunningTarget::spawn(cmd)?;
     let ready = target.wait_ready(READY_TIMEOUT)?;
+    timer.lap("ready");
     if ready.pid != target.pid() {
         return Err(format!(
             "CONTEXT-READY pid {} but the spawned process is {}",
@@ -282,6 +329,7 @@ pub fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
         report = check(&expect, &observed);
         last_observed = observed;
     }
+    timer.lap("read");
     if !report.ok() {
         return Err(format!(
             "{}{}",
@@ -290,6 +338,7 @@ pub fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
         ));
     }
     let status = target.finish(EXIT_TIMEOUT)?;
+    timer.lap("exit");
     if !status.success() {
         return Err(format!(
             "snapshot matched, but the target exited with {status} after stdin EOF"
