@@ -1,6 +1,7 @@
 //! The one place that compares a reader's snapshot with a target's `expect` (conformance.md
-//! sections 3-4): [`check`] walks `expect` key by key and reports every difference with its JSON
-//! path; churning threads (described by form, not by value) go through [`check_churn_thread`].
+//! sections 3-4): [`compare`] walks `expect` key by key and reports every difference with its JSON
+//! path; churning threads (described by form, not by value) go through [`check_churn_thread`],
+//! and a series of snapshots of a churning target through [`ChurnSeries`].
 #![forbid(unsafe_code)]
 
 use serde_json::Value;
@@ -112,10 +113,99 @@ fn numbers_equal(a: &serde_json::Number, b: &serde_json::Number) -> bool {
 /// `threads` array is matched by `tid` (and its order checked) so a missing thread reads as one
 /// difference; a thread whose expectation has a `churn` key is checked by form with
 /// [`check_churn_thread`] instead of by value.
-pub fn check(expect: &Value, observed: &Value) -> Report {
+pub fn compare(expect: &Value, observed: &Value) -> Report {
     let mut report = Report::default();
-    compare(expect, observed, "$", &mut report);
+    compare_value(expect, observed, "$", &mut report);
     report
+}
+
+/// Whether `expect` describes churning threads (by form), which takes a series of snapshots.
+pub fn has_churn(expect: &Value) -> bool {
+    expect["threads"]
+        .as_array()
+        .is_some_and(|ts| ts.iter().any(|t| t.get("churn").is_some()))
+}
+
+/// The verdict over a series of snapshots of a churning target: each snapshot is compared with
+/// `expect` (churning threads by form), every churning thread's counters must never go back, and a
+/// thread whose form has a v2 record must show a consistent one in at least one snapshot.
+pub struct ChurnSeries<'a> {
+    expect: &'a Value,
+    /// (tid, form, last v1 and v2 counters, v2 seen) of each churning thread.
+    churners: Vec<(i64, &'a Value, (u64, u64), bool)>,
+    rounds: usize,
+    report: Report,
+}
+
+impl<'a> ChurnSeries<'a> {
+    pub fn new(expect: &'a Value) -> Self {
+        let churners = expect["threads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| Some((t["tid"].as_i64()?, t.get("churn")?, (0, 0), false)))
+            .collect();
+        ChurnSeries {
+            expect,
+            churners,
+            rounds: 0,
+            report: Report::default(),
+        }
+    }
+
+    /// Adds one snapshot; returns whether the series is still without differences.
+    pub fn observe(&mut self, observed: &Value) -> bool {
+        let round = self.rounds;
+        self.rounds += 1;
+        let r = compare(self.expect, observed);
+        self.report.compared += r.compared;
+        self.report.sections = r.sections;
+        self.report.diffs.extend(r.diffs.into_iter().map(|mut d| {
+            d.path = format!("snapshot {round}: {}", d.path);
+            d
+        }));
+        for (tid, form, last, v2_seen) in &mut self.churners {
+            let Some(thread) = observed["threads"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["tid"] == *tid)
+            else {
+                continue; // a missing thread is a difference of `compare`
+            };
+            let mut scratch = Report::default();
+            let (v1n, v2n) = check_churn_thread(form, thread, "", &mut scratch);
+            for (seen, prev, what) in [(v1n, &mut last.0, "v1"), (v2n, &mut last.1, "v2")] {
+                if let Some(n) = seen {
+                    if n < *prev {
+                        self.report.diffs.push(Diff {
+                            path: format!("snapshot {round}: $.threads[tid={tid}].{what} counter"),
+                            expected: format!(">= {prev}"),
+                            observed: n.to_string(),
+                        });
+                    }
+                    *prev = n;
+                }
+            }
+            *v2_seen |= v2n.is_some();
+        }
+        self.report.ok()
+    }
+
+    /// The verdict after the last snapshot.
+    pub fn finish(mut self) -> Report {
+        for (tid, form, _, v2_seen) in &self.churners {
+            let has_v2 = form["v2"] != Value::Bool(false);
+            if self.report.ok() && has_v2 && !v2_seen {
+                self.report.diffs.push(Diff {
+                    path: format!("$.threads[tid={tid}].v2"),
+                    expected: "a consistent record in at least one snapshot".to_string(),
+                    observed: "null in every snapshot".to_string(),
+                });
+            }
+        }
+        self.report
+    }
 }
 
 fn push(report: &mut Report, path: &str, expected: String, observed: String) {
@@ -126,7 +216,7 @@ fn push(report: &mut Report, path: &str, expected: String, observed: String) {
     });
 }
 
-fn compare(expect: &Value, observed: &Value, path: &str, report: &mut Report) {
+fn compare_value(expect: &Value, observed: &Value, path: &str, report: &mut Report) {
     match (expect, observed) {
         (Value::Object(e), Value::Object(o)) => {
             for (key, ev) in e {
@@ -140,7 +230,7 @@ fn compare(expect: &Value, observed: &Value, path: &str, report: &mut Report) {
                     Some(ov) if path == "$" && key == "threads" => {
                         compare_threads(ev, ov, &child, report)
                     }
-                    Some(ov) => compare(ev, ov, &child, report),
+                    Some(ov) => compare_value(ev, ov, &child, report),
                 }
                 if path == "$" && key != "threads" {
                     report
@@ -160,7 +250,7 @@ fn compare(expect: &Value, observed: &Value, path: &str, report: &mut Report) {
                 );
             }
             for (i, (ev, ov)) in e.iter().zip(o).enumerate() {
-                compare(ev, ov, &format!("{path}[{i}]"), report);
+                compare_value(ev, ov, &format!("{path}[{i}]"), report);
             }
             // Name the elements one side has beyond the other (an unexpected error entry says why).
             for (i, ev) in e.iter().enumerate().skip(o.len()) {
@@ -197,7 +287,7 @@ fn compare(expect: &Value, observed: &Value, path: &str, report: &mut Report) {
 
 fn compare_threads(expect: &Value, observed: &Value, path: &str, report: &mut Report) {
     let (Some(e), Some(o)) = (expect.as_array(), observed.as_array()) else {
-        return compare(expect, observed, path, report);
+        return compare_value(expect, observed, path, report);
     };
     let tid = |t: &Value| t.get("tid").and_then(Value::as_i64);
     let observed_tids: Vec<Option<i64>> = o.iter().map(tid).collect();
@@ -232,10 +322,10 @@ fn compare_threads(expect: &Value, observed: &Value, path: &str, report: &mut Re
                 if let Some(m) = by_value.as_object_mut() {
                     m.remove("churn");
                 }
-                compare(&by_value, ot, &child, report);
+                compare_value(&by_value, ot, &child, report);
                 check_churn_thread(&et["churn"], ot, &child, report);
             }
-            Some(ot) => compare(et, ot, &child, report),
+            Some(ot) => compare_value(et, ot, &child, report),
         }
         report
             .sections
@@ -403,7 +493,7 @@ mod tests {
         let observed = json!({"pid": 1, "backend": "ptrace",
                               "process_context": {"version": 2, "published_at_ns": 9, "resource": {"a": 1.5}},
                               "threads": [{"tid": 5, "v1": null, "other": 1}], "errors": []});
-        let r = check(&expect, &observed);
+        let r = compare(&expect, &observed);
         assert!(r.ok(), "{}", r.render(10));
         assert_eq!(r.compared, 6);
     }
@@ -416,7 +506,7 @@ mod tests {
         let observed = json!({"threads": [{"tid": 5, "v1": {"labels": [{"key": "k", "value": "b"}, {"key": "z", "value": "c"}]}},
                                           {"tid": 7, "v2": null}],
                               "errors": [{"kind": "x"}]});
-        let r = check(&expect, &observed);
+        let r = compare(&expect, &observed);
         let paths: Vec<&str> = r.diffs.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -439,16 +529,16 @@ mod tests {
 
     #[test]
     fn numbers_compare_by_value_and_types_must_agree() {
-        assert!(check(&json!({"n": 2}), &json!({"n": 2})).ok());
-        assert!(!check(&json!({"n": 2}), &json!({"n": 2.5})).ok());
-        assert!(!check(&json!({"n": "2"}), &json!({"n": 2})).ok());
-        assert!(!check(&json!({"n": null}), &json!({"n": 0})).ok());
-        assert!(check(&json!({"n": -42}), &json!({"n": -42})).ok());
+        assert!(compare(&json!({"n": 2}), &json!({"n": 2})).ok());
+        assert!(!compare(&json!({"n": 2}), &json!({"n": 2.5})).ok());
+        assert!(!compare(&json!({"n": "2"}), &json!({"n": 2})).ok());
+        assert!(!compare(&json!({"n": null}), &json!({"n": 0})).ok());
+        assert!(compare(&json!({"n": -42}), &json!({"n": -42})).ok());
     }
 
     #[test]
     fn unsorted_threads_are_a_difference() {
-        let r = check(
+        let r = compare(
             &json!({"threads": [{"tid": 1}, {"tid": 2}]}),
             &json!({"threads": [{"tid": 2}, {"tid": 1}]}),
         );
@@ -494,6 +584,30 @@ mod tests {
             &mut r,
         );
         assert!(r.ok());
+    }
+
+    #[test]
+    fn churn_series_rejects_counters_going_back_and_a_v2_never_seen() {
+        let expect =
+            json!({"threads": [{"tid": 9, "churn": {"worker": 2, "v1": true, "v2": "in-place"}}]});
+        let snapshot = |n: u64| json!({"threads": [churn_thread(2, n, 3 * n, Value::Null)]});
+        let mut series = ChurnSeries::new(&expect);
+        assert!(series.observe(&snapshot(5)));
+        assert!(series.observe(&snapshot(6)));
+        let r = series.finish();
+        let paths: Vec<&str> = r.diffs.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, vec!["$.threads[tid=9].v2"], "in-place v2 never seen");
+
+        let mut series = ChurnSeries::new(&expect);
+        assert!(series.observe(&snapshot(6)));
+        assert!(!series.observe(&snapshot(5)));
+        let r = series.finish();
+        assert_eq!(r.diffs.len(), 1);
+        assert_eq!(r.diffs[0].path, "snapshot 1: $.threads[tid=9].v1 counter");
+        assert_eq!(
+            (r.diffs[0].expected.as_str(), r.diffs[0].observed.as_str()),
+            (">= 6", "5")
+        );
     }
 
     #[test]

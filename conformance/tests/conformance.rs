@@ -2,7 +2,7 @@
 //! from the targets catalogue (data, not code). Each trial spawns the target behind a kill-on-drop
 //! guard, waits for `CONTEXT-READY`, takes a snapshot (reader library; the `basic` case of every
 //! variant runs the `context-reader` binary end to end), compares it with `expect` through
-//! `conformance::check`, closes stdin and requires exit 0.
+//! `conformance::compare`, closes stdin and requires exit 0.
 //!
 //! Environment: `CONFORMANCE_BACKENDS=ptrace,ebpf` (default `ptrace`) picks the backends;
 //! `CONFORMANCE_EBPF_SCENARIOS=all|basic,churn,...` the eBPF scenarios (default all; `basic` on

@@ -1,6 +1,6 @@
 //! Runs one conformance case: spawns the target behind a kill-on-drop guard, waits for
 //! `CONTEXT-READY`, takes a snapshot (reader library, or the `context-reader` binary end to end),
-//! compares it with `expect` through `conformance::check` (many snapshots for churn), closes stdin
+//! compares it with `expect` through `conformance::compare` (many snapshots for churn), closes stdin
 //! and requires exit 0. Shared by the libtest-mimic suite (`conformance.rs`) and the tests of
 //! external-writer certification (`external.rs`).
 
@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conformance::{check, check_churn_thread, Report};
+use conformance::{compare, has_churn, ChurnSeries};
 use context_reader::snapshot::BackendKind;
 use context_reader::{Session, SnapshotOptions};
 use context_targets::{Backend, RunningTarget, Variant};
@@ -251,84 +251,25 @@ fn run_case_timed(
         obj.entry("backend")
             .or_insert_with(|| Value::String(case.backend.name().to_string()));
     }
-    let churn = expect["threads"]
-        .as_array()
-        .is_some_and(|ts| ts.iter().any(|t| t.get("churn").is_some()));
-
-    let mut report = Report::default();
     let mut last_observed = Value::Null;
-    if churn {
-        // Many snapshots; every churning thread must be consistent in each, counters never go back,
-        // and an in-place writer must not be invisible in all of them.
+    let report = if has_churn(&expect) {
+        // Many snapshots through one session, judged as a series (conformance::ChurnSeries).
         let mut session = session(ready.pid, case.backend)?;
-        let churners: Vec<(i64, Value)> = expect["threads"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| Some((t["tid"].as_i64()?, t.get("churn")?.clone())))
-            .collect();
-        let mut last: Vec<(u64, u64)> = vec![(0, 0); churners.len()];
-        let mut v2_seen = vec![false; churners.len()];
-        for round in 0..churn_snapshots(case.backend) {
-            let observed = snapshot_with(&mut session)?;
-            let r = check(&expect, &observed);
-            report.compared += r.compared;
-            report.sections = r.sections;
-            report.diffs.extend(r.diffs.into_iter().map(|mut d| {
-                d.path = format!("snapshot {round}: {}", d.path);
-                d
-            }));
-            for (k, (tid, form)) in churners.iter().enumerate() {
-                let Some(thread) = observed["threads"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|t| t["tid"] == *tid)
-                else {
-                    continue; // reported by check
-                };
-                let mut scratch = Report::default();
-                let (v1n, v2n) = check_churn_thread(form, thread, "", &mut scratch);
-                let (prev_v1, prev_v2) = &mut last[k];
-                for (seen, prev, what) in [(v1n, prev_v1, "v1"), (v2n, prev_v2, "v2")] {
-                    if let Some(n) = seen {
-                        if n < *prev {
-                            report.diffs.push(conformance::Diff {
-                                path: format!(
-                                    "snapshot {round}: $.threads[tid={tid}].{what} counter"
-                                ),
-                                expected: format!(">= {prev}"),
-                                observed: n.to_string(),
-                            });
-                        }
-                        *prev = n;
-                    }
-                }
-                v2_seen[k] |= v2n.is_some();
-            }
-            last_observed = observed;
-            if !report.ok() {
+        let mut series = ChurnSeries::new(&expect);
+        for _ in 0..churn_snapshots(case.backend) {
+            last_observed = snapshot_with(&mut session)?;
+            if !series.observe(&last_observed) {
                 break;
             }
         }
-        for (k, (tid, form)) in churners.iter().enumerate() {
-            let has_v2 = form["v2"] != Value::Bool(false);
-            if report.ok() && has_v2 && !v2_seen[k] {
-                report.diffs.push(conformance::Diff {
-                    path: format!("$.threads[tid={tid}].v2"),
-                    expected: "a consistent record in at least one snapshot".to_string(),
-                    observed: "null in every snapshot".to_string(),
-                });
-            }
-        }
+        series.finish()
     } else {
-        let observed = match case.reader {
+        last_observed = match case.reader {
             ReaderMode::Binary => snapshot_binary(ready.pid, case.backend)?,
             ReaderMode::Library => snapshot_with(&mut session(ready.pid, case.backend)?)?,
         };
-        report = check(&expect, &observed);
-        last_observed = observed;
-    }
+        compare(&expect, &last_observed)
+    };
     timer.lap("read");
     if !report.ok() {
         return Err(format!(
