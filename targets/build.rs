@@ -89,19 +89,8 @@ const VARIANTS: &[&str] = &[
     "c-glibc-pie-dso-tlsdesc-pcdecoys",
 ];
 
-/// Scenarios every C variant runs (the writer implements all of them).
-const SCENARIOS: &[&str] = &[
-    "basic",
-    "many-threads",
-    "empty-and-null",
-    "duplicates",
-    "binary-bytes",
-    "large-record",
-    "unknown-key-index",
-    "in-progress",
-    "detached",
-    "churn",
-];
+// SCENARIOS (every C variant runs all of them) and PLACEMENT_SCENARIOS, shared with lib.rs.
+include!("src/scenarios.rs");
 
 /// Filler DSO sizes, in the order writer.c dlopens them (`libfiller-<size>-<index>.so`).
 const FILLER_SIZES: &[u32] = &[1024, 1024, 512, 256, 128, 64, 32, 16, 8];

@@ -9,27 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub use protocol::{Ready, RunningTarget};
 
-/// Every scenario a writer of ours can be asked for with `--scenario NAME`.
-pub const SCENARIOS: &[&str] = &[
-    "basic",
-    "many-threads",
-    "empty-and-null",
-    "duplicates",
-    "binary-bytes",
-    "large-record",
-    "unknown-key-index",
-    "in-progress",
-    "detached",
-    "churn",
-];
-
-/// Scenarios that exercise where the slot is and when it is read (TLS placement, DTV, threads
-/// appearing and exiting, concurrent updates): they can fail differently on every variant, so they
-/// run on every variant. Every other scenario (`empty-and-null`, `duplicates`, `binary-bytes`,
-/// `large-record`, `unknown-key-index`, `in-progress`, `decoys`, `oversized`) exercises decoding of
-/// bytes already found, which depends on the writer's build (see [`Variant::decoding_class`]), not
-/// on its TLS placement.
-pub const PLACEMENT_SCENARIOS: &[&str] = &["basic", "detached", "churn", "many-threads"];
+include!("scenarios.rs");
 
 /// Whether `scenario` needs every variant ([`PLACEMENT_SCENARIOS`]).
 pub fn is_placement_scenario(scenario: &str) -> bool {
@@ -197,38 +177,49 @@ pub fn rust_bin_dir() -> Option<PathBuf> {
     Some(exe.parent()?.parent()?.to_path_buf())
 }
 
-/// The Rust variants of `targets/rust/variants.json` (written by the Rust targets' owner):
-/// entries `{"name", "binary", "scenarios": [...], "backends": [...]}`. Missing file: none.
+/// One entry of `targets/rust/variants.json` (written by the Rust targets' owner). A program may
+/// have several entries, e.g. one per set of backends.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RustEntry {
+    name: String,
+    /// File name of the program in the cargo target directory.
+    binary: String,
+    scenarios: Vec<String>,
+    /// Backends of these scenarios; ptrace when empty.
+    #[serde(default)]
+    backends: Vec<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    formats: Vec<String>,
+}
+
+/// The Rust variants of `targets/rust/variants.json`. The file is part of the catalogue: missing
+/// or malformed, it is an error (the suite must not silently lose its Rust variants).
 pub fn rust_variants() -> Result<Vec<Variant>, String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rust/variants.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let entries: Vec<serde_json::Value> =
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let entries: Vec<RustEntry> =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let bin_dir = rust_bin_dir().ok_or("cannot locate the target directory")?;
     entries
         .into_iter()
         .map(|e| {
-            let name = e["name"]
-                .as_str()
-                .ok_or(format!("{}: entry without name", path.display()))?
-                .to_string();
-            let binary = e["binary"].as_str().ok_or(format!("{name}: no binary"))?;
-            let backends = strings(&e, "backends")
+            let backends = e
+                .backends
                 .iter()
-                .map(|b| Backend::from_name(b).ok_or(format!("{name}: unknown backend {b}")))
+                .map(|b| Backend::from_name(b).ok_or(format!("{}: unknown backend {b}", e.name)))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Variant {
-                name,
+                properties: serde_json::json!({"name": e.name, "binary": e.binary}),
+                executable: bin_dir.join(&e.binary),
+                name: e.name,
                 kind: WriterKind::Rust,
-                executable: bin_dir.join(binary),
-                args: strings(&e, "args"),
+                args: e.args,
                 env: Vec::new(),
-                scenarios: strings(&e, "scenarios"),
-                formats: strings(&e, "formats"),
+                scenarios: e.scenarios,
+                formats: e.formats,
                 backends: if backends.is_empty() {
                     vec![Backend::Ptrace]
                 } else {
@@ -236,7 +227,6 @@ pub fn rust_variants() -> Result<Vec<Variant>, String> {
                 },
                 ebpf_excluded: Vec::new(),
                 tls_block: None,
-                properties: e,
             })
         })
         .collect()
