@@ -1,26 +1,15 @@
-//! The aarch64 guest: kernel and busybox from Debian's arm64 archive, an initramfs, and a
-//! qemu-system runner that boots one VM per command and returns the command's exit code.
-//!
-//! Layout of the initramfs: a base archive built once (busybox, `/init`, the glibc and musl
-//! runtimes) plus a small per-run archive appended to it (the program, the files it needs at the
-//! same absolute paths as on the host, and `/xtask-run.sh`). Linux unpacks concatenated archives
-//! in order.
+//! The guest's initramfs: a base archive built once per content (busybox, `/init`, the glibc and
+//! musl runtimes) and a per-run archive (the program, the files it needs at the same absolute paths
+//! as on the host, and `/xtask-run.sh`). Linux unpacks concatenated archives in order.
 
+use super::assets::{guest_dir, Assets};
 use crate::cpio::CpioWriter;
-use crate::process::{output, run};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Printed by `/init` after the command ends: `@@xtask-exit@@ <code> @@`.
-const EXIT_MARKER: &str = "@@xtask-exit@@ ";
-const EXIT_MARKER_END: &str = " @@";
 
 /// Where the glibc cross runtime lives on the host.
 const GLIBC_RUNTIME: &str = "/usr/aarch64-linux-gnu/lib";
@@ -28,8 +17,6 @@ const GLIBC_RUNTIME: &str = "/usr/aarch64-linux-gnu/lib";
 const MUSL_LOADER: &str = "/lib/ld-musl-aarch64.so.1";
 /// The per-run archive must fit comfortably in the guest's 1024 MiB with the unpacked copy.
 const MAX_RUN_ARCHIVE_BYTES: u64 = 400 << 20;
-/// Default limit for one VM, boot to poweroff; `XTASK_VM_TIMEOUT_SECS` overrides it.
-const DEFAULT_TIMEOUT_SECS: u64 = 1800;
 
 const INIT_SCRIPT: &str = r#"#!/bin/busybox sh
 # /init of the xtask aarch64 guest: mount the usual file systems, run /xtask-run.sh, print its exit
@@ -57,149 +44,6 @@ echo "@@xtask-exit@@ $code @@"
 poweroff -f
 "#;
 
-/// Kernel and busybox extracted from their arm64 packages.
-pub struct Assets {
-    pub kernel: PathBuf,
-    pub busybox: PathBuf,
-}
-
-fn guest_dir(cache: &Path) -> PathBuf {
-    cache.join("aarch64-guest")
-}
-
-/// The concrete kernel package that `linux-image-cloud-arm64` depends on, from
-/// `apt-cache depends` output.
-pub fn kernel_package_from_depends(text: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let name = line
-            .trim()
-            .trim_start_matches('|')
-            .strip_prefix("Depends:")?
-            .trim();
-        let name = name.strip_suffix(":arm64").unwrap_or(name);
-        name.starts_with("linux-image-").then(|| name.to_string())
-    })
-}
-
-/// Downloads `package` (an arm64 package) and extracts the members matching `pattern` into `dest`.
-fn download_and_extract(package: &str, pattern: &str, dest: &Path) -> Result<()> {
-    let work = dest.join("download");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    run(Command::new("apt-get")
-        .args([
-            "download",
-            "-q",
-            "-o",
-            "APT::Sandbox::User=root",
-            &format!("{package}:arm64"),
-        ])
-        .current_dir(&work))?;
-    let deb = std::fs::read_dir(&work)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .with_context(|| format!("apt-get download {package} left no .deb"))?;
-    let tar = work.join("data.tar");
-    let tar_file = std::fs::File::create(&tar)?;
-    run(Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(&deb)
-        .stdout(tar_file))?;
-    run(Command::new("tar")
-        .arg("-xf")
-        .arg(&tar)
-        .arg("-C")
-        .arg(&work)
-        .args(["--wildcards", pattern]))?;
-    Ok(())
-}
-
-fn find_one(dir: &Path, prefix: &str) -> Result<PathBuf> {
-    std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-        })
-        .with_context(|| format!("no {prefix}* in {}", dir.display()))
-}
-
-/// Fetches the guest kernel and busybox unless the current versions are already cached, and
-/// records their paths for [`assets`].
-pub fn fetch_assets(cache: &Path) -> Result<Assets> {
-    let root = guest_dir(cache);
-    let depends =
-        output(Command::new("apt-cache").args(["depends", "linux-image-cloud-arm64:arm64"]))?;
-    let kernel_package = kernel_package_from_depends(&depends)
-        .with_context(|| format!("cannot find the kernel package in `apt-cache depends linux-image-cloud-arm64:arm64`:\n{depends}"))?;
-    let kernel_dir = root.join(&kernel_package);
-    let kernel = kernel_dir.join("vmlinuz");
-    if !kernel.is_file() {
-        download_and_extract(&kernel_package, "./boot/vmlinuz-*", &kernel_dir)?;
-        std::fs::rename(
-            find_one(&kernel_dir.join("download/boot"), "vmlinuz-")?,
-            &kernel,
-        )?;
-        std::fs::remove_dir_all(kernel_dir.join("download"))?;
-    }
-    let show = output(Command::new("apt-cache").args([
-        "show",
-        "--no-all-versions",
-        "busybox-static:arm64",
-    ]))?;
-    let busybox_version = show
-        .lines()
-        .find_map(|l| l.strip_prefix("Version: "))
-        .context("busybox-static:arm64 has no Version")?
-        .to_string();
-    let busybox_dir = root.join(format!(
-        "busybox-static-{}",
-        busybox_version.replace(':', "_")
-    ));
-    let busybox = busybox_dir.join("busybox");
-    if !busybox.is_file() {
-        download_and_extract("busybox-static", "./bin/busybox", &busybox_dir)?;
-        std::fs::rename(busybox_dir.join("download/bin/busybox"), &busybox)?;
-        std::fs::remove_dir_all(busybox_dir.join("download"))?;
-    }
-    std::fs::write(
-        root.join("current"),
-        format!("{}\n{}\n", kernel.display(), busybox.display()),
-    )?;
-    eprintln!(
-        "xtask setup: aarch64 guest kernel {} and busybox {busybox_version}",
-        kernel_package
-    );
-    Ok(Assets { kernel, busybox })
-}
-
-/// The assets recorded by the last [`fetch_assets`].
-pub fn assets(cache: &Path) -> Result<Assets> {
-    let recorded = guest_dir(cache).join("current");
-    let text = std::fs::read_to_string(&recorded).with_context(|| {
-        format!(
-            "{} is missing: run `cargo xtask setup --arch aarch64` first",
-            recorded.display()
-        )
-    })?;
-    let mut lines = text.lines().map(PathBuf::from);
-    let (Some(kernel), Some(busybox)) = (lines.next(), lines.next()) else {
-        bail!("{} is malformed", recorded.display())
-    };
-    for path in [&kernel, &busybox] {
-        if !path.is_file() {
-            bail!(
-                "{} is missing: run `cargo xtask setup --arch aarch64`",
-                path.display()
-            );
-        }
-    }
-    Ok(Assets { kernel, busybox })
-}
-
 /// Sanitizer runtimes are large and unused in the guest.
 fn is_guest_runtime_lib(name: &str) -> bool {
     let sanitizer = ["libasan", "libtsan", "liblsan", "libhwasan", "libubsan"]
@@ -218,7 +62,7 @@ fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
 }
 
 /// Builds (once per content) the base archive and returns its path.
-fn base_archive(cache: &Path, assets: &Assets) -> Result<PathBuf> {
+pub(super) fn base_archive(cache: &Path, assets: &Assets) -> Result<PathBuf> {
     let mut libs: Vec<(String, PathBuf)> = std::fs::read_dir(GLIBC_RUNTIME)
         .with_context(|| {
             format!("reading {GLIBC_RUNTIME}: run `cargo xtask setup --arch aarch64`")
@@ -315,7 +159,7 @@ pub fn shell_quote(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Environment passed into the guest: what test harnesses and our crates read.
-fn is_forwarded_env(name: &str) -> bool {
+pub(super) fn is_forwarded_env(name: &str) -> bool {
     let prefixes = [
         "RUST_",
         "CARGO_",
@@ -355,17 +199,9 @@ pub fn run_script(
     script
 }
 
-/// The exit code in a line of guest output, if the line carries the marker.
-pub fn exit_code_in(line: &str) -> Option<i32> {
-    let start = line.find(EXIT_MARKER)? + EXIT_MARKER.len();
-    let rest = &line[start..];
-    let end = rest.find(EXIT_MARKER_END)?;
-    rest[..end].trim().parse().ok()
-}
-
 /// Host files to put in the per-run archive, by absolute guest path.
 #[derive(Default)]
-struct RunFiles {
+pub(super) struct RunFiles {
     dirs: BTreeSet<PathBuf>,
     files: BTreeMap<PathBuf, PathBuf>,
     symlinks: BTreeMap<PathBuf, PathBuf>,
@@ -403,7 +239,7 @@ impl RunFiles {
         Ok(())
     }
 
-    fn archive(&self, script: &[u8]) -> Result<Vec<u8>> {
+    pub(super) fn archive(&self, script: &[u8]) -> Result<Vec<u8>> {
         let total: u64 = self
             .files
             .keys()
@@ -454,7 +290,7 @@ fn is_elf(path: &Path) -> bool {
 /// Collects what a test binary may need in the guest: itself, the other executables of its cargo
 /// profile directory (`CARGO_BIN_EXE_*`), build-script outputs (compiled C targets), the
 /// workspace sources (fixtures, snapshots) and `XTASK_VM_INCLUDE` (colon-separated paths).
-fn collect_run_files(program: &Path, workspace: &Path) -> Result<RunFiles> {
+pub(super) fn collect_run_files(program: &Path, workspace: &Path) -> Result<RunFiles> {
     let mut files = RunFiles::default();
     let none = |_: &Path, _: bool| false;
     files.add(program, &none)?;
@@ -512,160 +348,10 @@ fn collect_run_files(program: &Path, workspace: &Path) -> Result<RunFiles> {
     Ok(files)
 }
 
-/// What came out of one VM.
-pub struct VmOutcome {
-    /// The command's exit code, `None` when the VM printed no exit marker.
-    pub exit_code: Option<i32>,
-    pub timed_out: bool,
-    /// Guest console output, CR removed, marker line left out.
-    pub output: String,
-}
-
-/// Boots a VM that runs `program args` with the host's working directory and environment
-/// forwarded, echoing the guest console to stdout.
-pub fn run_in_vm(cache: &Path, program: &Path, args: &[OsString]) -> Result<VmOutcome> {
-    let assets = assets(cache)?;
-    let base = base_archive(cache, &assets)?;
-    let program = std::fs::canonicalize(program)
-        .with_context(|| format!("no program {}", program.display()))?;
-    let cwd = std::env::current_dir()?;
-    let workspace = cwd
-        .ancestors()
-        .find(|d| d.join("Cargo.lock").is_file())
-        .unwrap_or(&cwd)
-        .to_path_buf();
-    let mut env: Vec<(String, OsString)> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
-        .filter(|(k, _)| is_forwarded_env(k))
-        .collect();
-    // insta asks `cargo metadata` for the workspace root, and there is no cargo in the guest.
-    if !env.iter().any(|(k, _)| k == "INSTA_WORKSPACE_ROOT") {
-        env.push((
-            "INSTA_WORKSPACE_ROOT".into(),
-            workspace.clone().into_os_string(),
-        ));
-    }
-    let script = run_script(&cwd, &env, &program, args);
-    let run_archive = collect_run_files(&program, &workspace)?.archive(&script)?;
-
-    let run_dir = std::env::temp_dir().join(format!("xtask-vm-{}", std::process::id()));
-    std::fs::create_dir_all(&run_dir)?;
-    let initrd = run_dir.join("initrd.cpio");
-    std::fs::copy(&base, &initrd).with_context(|| format!("copying {}", base.display()))?;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&initrd)?
-        .write_all(&run_archive)?;
-
-    let timeout = std::env::var("XTASK_VM_TIMEOUT_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_TIMEOUT_SECS);
-    let mut qemu = Command::new("qemu-system-aarch64");
-    qemu.args([
-        "-M",
-        "virt",
-        "-cpu",
-        "max,pauth-impdef=on",
-        "-smp",
-        "2",
-        "-m",
-        "1024",
-    ])
-    .args(["-nographic", "-no-reboot", "-nic", "none"])
-    .arg("-kernel")
-    .arg(&assets.kernel)
-    .arg("-initrd")
-    .arg(&initrd)
-    .args(["-append", "console=ttyAMA0 rdinit=/init panic=-1 quiet"])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped());
-    eprintln!(
-        "xtask vm-run: booting aarch64 VM for {} ({} MiB initramfs, timeout {timeout} s)",
-        program.display(),
-        std::fs::metadata(&initrd)?.len() >> 20
-    );
-    let started = Instant::now();
-    let mut child = qemu
-        .spawn()
-        .context("cannot start qemu-system-aarch64: run `cargo xtask setup --arch aarch64`")?;
-    let stdout = child.stdout.take().context("qemu stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut output = String::new();
-        let mut exit_code = None;
-        let mut lines = BufReader::new(stdout);
-        let mut raw = Vec::new();
-        let mut out = std::io::stdout();
-        while lines.read_until(b'\n', &mut raw).is_ok_and(|n| n > 0) {
-            let line = String::from_utf8_lossy(&raw).replace('\r', "");
-            raw.clear();
-            if let Some(code) = exit_code_in(&line) {
-                exit_code = Some(code);
-                continue;
-            }
-            let _ = out.write_all(line.as_bytes());
-            let _ = out.flush();
-            output.push_str(&line);
-        }
-        (exit_code, output)
-    });
-    let deadline = started + Duration::from_secs(timeout);
-    let mut timed_out = false;
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (exit_code, output) = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("guest output reader panicked"))?;
-    let _ = std::fs::remove_dir_all(&run_dir);
-    eprintln!(
-        "xtask vm-run: VM ended after {:.1} s, exit code {exit_code:?}",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(VmOutcome {
-        exit_code,
-        timed_out,
-        output,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::{exit_code_in, EXIT_MARKER};
     use super::*;
-
-    #[test]
-    fn finds_the_concrete_kernel_package() {
-        let text =
-            "linux-image-cloud-arm64:arm64\n  Depends: linux-image-6.1.0-57-cloud-arm64:arm64\n";
-        assert_eq!(
-            kernel_package_from_depends(text).as_deref(),
-            Some("linux-image-6.1.0-57-cloud-arm64")
-        );
-        assert_eq!(
-            kernel_package_from_depends("linux-image-cloud-arm64:arm64\n"),
-            None
-        );
-    }
-
-    #[test]
-    fn exit_marker_is_found_and_parsed() {
-        assert_eq!(exit_code_in("@@xtask-exit@@ 0 @@\n"), Some(0));
-        assert_eq!(
-            exit_code_in("[  1.2] noise @@xtask-exit@@ 101 @@"),
-            Some(101)
-        );
-        assert_eq!(exit_code_in("@@xtask-exit@@ $code @@"), None);
-        assert_eq!(exit_code_in("test result: ok"), None);
-    }
 
     #[test]
     fn init_script_prints_the_marker_format_the_host_parses() {
