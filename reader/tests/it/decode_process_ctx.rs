@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 
 use crate::fixtures::{
     av, av_array, av_int, av_kvlist, av_str, bare_resource_payload, entries, key_map_array, kv,
-    kv_str, pb_i64, pb_len, pb_varint, process_context_payload, CountingMemory, CtxHeader,
+    kv_str, pb_i64, pb_len, pb_varint, process_context_payload, varint, CountingMemory, CtxHeader,
     ImageBuilder, OtepRecord, Str, TimestampMemory, UNMAPPED,
 };
 
@@ -981,4 +981,72 @@ fn deeply_nested_payload_does_not_overflow_the_stack() {
         );
         assert_eq!(r, vec![]);
     }
+}
+
+// ---- hostile payloads that must not come out as a context (issue 11, defect 1) ----
+
+/// `AnyValue{array_value{values: [AnyValue{array_value{...}}]}}` nested `depth` times around an
+/// empty AnyValue. Built back to front so that 100 000 levels stay linear in time.
+fn nested_array_value(depth: usize) -> Vec<u8> {
+    let mut reversed: Vec<u8> = Vec::new();
+    for _ in 0..depth {
+        for field in [1u32, 5] {
+            // ArrayValue.values = 1, then AnyValue.array_value = 5, each a LEN field around it
+            let mut prefix = varint(u64::from(field << 3 | 2));
+            prefix.extend(varint(reversed.len() as u64));
+            reversed.extend(prefix.iter().rev());
+        }
+    }
+    reversed.reverse();
+    reversed
+}
+
+/// `ProcessContext{resource: Resource{attributes: [kv_bytes]}}` with `kv_bytes` as given.
+fn wrapped_key_value(kv_bytes: &[u8]) -> Vec<u8> {
+    pb_len(1, &pb_len(1, kv_bytes))
+}
+
+fn deep_resource_value(depth: usize) -> Vec<u8> {
+    wrapped_key_value(&[pb_len(1, b"deep"), pb_len(2, &nested_array_value(depth))].concat())
+}
+
+/// A key whose length prefix claims `claimed` bytes and is followed by only 3.
+fn lying_key_length(claimed: u64) -> Vec<u8> {
+    let mut kv = vec![0x0a];
+    kv.extend(varint(claimed));
+    kv.extend_from_slice(b"key");
+    wrapped_key_value(&kv)
+}
+
+#[rstest]
+#[case::any_value_nested_100_000_deep(deep_resource_value(100_000))]
+#[case::any_value_nested_past_the_recursion_limit(deep_resource_value(200))]
+#[case::key_length_prefix_2_pow_62(lying_key_length(1 << 62))]
+#[case::key_length_prefix_one_past_the_end(lying_key_length(4))]
+#[case::value_length_prefix_2_pow_62(wrapped_key_value(&[pb_len(1, b"k"), vec![0x12], varint(1 << 62), b"v".to_vec()].concat()))]
+fn broken_process_context_is_bad_payload_not_a_resource(#[case] payload: Vec<u8>) {
+    assert!(
+        decode_payload(&payload).is_err(),
+        "a ProcessContext that does not decode must not be re-read as a bare Resource"
+    );
+    let (mem, start) = image_with(&CtxHeader::for_payload(&payload, TS), &payload);
+    let e = expect_error(read_mapping(&mem, start, MEMFD, DEFAULT_MAX_PAYLOAD));
+    assert_eq!(e.kind, ErrorKind::BadPayload, "{e:?}");
+    assert!(
+        e.detail.starts_with(&format!("payload of {MEMFD}: ")),
+        "{e:?}"
+    );
+}
+
+/// The fallback still takes a bare `Resource` that is not a valid `ProcessContext` and whose keys
+/// are odd but start like a name: not UTF-8, or with a control byte after the first.
+#[rstest]
+#[case::latin1_key(vec![KeyValueMsg { key: b"cl\xe9".to_vec(), value: Some(av_str("v")) }])]
+#[case::control_byte_inside(vec![kv_str("odd\x01key", "v"), kv_str("service.name", "s")])]
+fn bare_resource_with_odd_keys_still_decodes(#[case] resource: Vec<KeyValueMsg>) {
+    let payload = bare_resource_payload(resource.clone());
+    assert!(ProcessContextMsg::decode(payload.as_slice()).is_err());
+    let (r, a) = decode_payload(&payload).expect("a bare Resource decodes");
+    assert_eq!(r, resource);
+    assert_eq!(a, vec![]);
 }
