@@ -45,9 +45,20 @@ fn quoted(b: &Bytes) -> String {
     format!("\"{}\"", escape(&b.0))
 }
 
+/// A process-context value as JSON text. serde_json escapes only the C0 controls; the C1
+/// controls (U+0080-U+009F, e.g. the one-character CSI U+009B) and the bidirectional formatting
+/// characters it leaves raw become `\uXXXX` escapes here (the text stays valid JSON).
 fn json_value(v: &serde_json::Value) -> String {
-    // serde_json escapes control characters in strings.
-    v.to_string()
+    let raw = v.to_string();
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if c.is_control() || is_bidi_control(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn errors_text(out: &mut String, indent: &str, errors: &[ReadError]) {
@@ -178,7 +189,7 @@ pub fn text(s: &Snapshot) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, json_value};
 
     #[test]
     fn escapes_control_and_invalid_bytes() {
@@ -188,6 +199,17 @@ mod tests {
             escape("caf\u{e9} \u{9b}".as_bytes()),
             "caf\u{e9} \\xc2\\x9b"
         );
+    }
+
+    #[test]
+    fn json_values_escape_c1_and_bidirectional_characters() {
+        let v = serde_json::json!({"k": "a\u{202e}b\u{9b}c\u{1b}", "n": [1, "\u{2067}"]});
+        assert_eq!(
+            json_value(&v),
+            r#"{"k":"a\u202eb\u009bc\u001b","n":[1,"\u2067"]}"#
+        );
+        let back: serde_json::Value = serde_json::from_str(&json_value(&v)).unwrap();
+        assert_eq!(back, v, "still JSON, same value");
     }
 
     #[test]
