@@ -89,6 +89,9 @@ pub enum ErrorKind {
     NotSampled,
     /// A layout or ABI version the reader does not know.
     Unsupported,
+    /// Several candidates are valid (e.g. two context mappings); the detail names the one
+    /// reported and the one ignored.
+    Ambiguous,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -10,8 +10,14 @@ use context_reader::decode::proto::{
 };
 use context_reader::decode::thread_ctx::{decode_record, RecordLayout};
 use context_reader::decode::v1::{decode_v1_set, V1Limits};
+use context_reader::discovery::elf::Libc;
+use context_reader::discovery::tls::Arch;
 use context_reader::memory::ImageMemory;
-use context_reader::snapshot::{BackendKind, Bytes, ErrorKind, Format, Snapshot, ThreadSnapshot};
+use context_reader::plan::{ContextMapping, ReadPlan};
+use context_reader::session::read_process_context;
+use context_reader::snapshot::{
+    BackendKind, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot,
+};
 use proptest::prelude::*;
 use prost::Message;
 use rstest::rstest;
@@ -1049,4 +1055,114 @@ fn bare_resource_with_odd_keys_still_decodes(#[case] resource: Vec<KeyValueMsg>)
     let (r, a) = decode_payload(&payload).expect("a bare Resource decodes");
     assert_eq!(r, resource);
     assert_eq!(a, vec![]);
+}
+
+// ---- several context mappings (issue 11, defect 6) ----
+
+/// One candidate mapping of a plan: what the writer put there.
+#[derive(Clone, Copy, Debug)]
+enum Candidate {
+    /// A valid context whose `service.name` is the given string.
+    Valid(&'static str),
+    /// `OTEL_CTY`: a look-alike, legal and silent.
+    BadSignature,
+    /// Version 1: a look-alike, legal and silent.
+    VersionOne,
+    /// Timestamp 0: a publication in progress, legal and silent.
+    InProgress,
+}
+
+/// A plan whose candidate mappings are `candidates`, in that order, named `[anon:OTEL_CTX]` for
+/// even positions and the memfd name for odd ones; returns the memory and each mapping's start.
+fn plan_with_candidates(candidates: &[Candidate]) -> (ImageMemory, ReadPlan, Vec<(u64, String)>) {
+    let mut img = ImageBuilder::new();
+    let mut mappings = Vec::new();
+    for (i, c) in candidates.iter().enumerate() {
+        let service = match c {
+            Candidate::Valid(s) => s,
+            _ => "decoy",
+        };
+        let payload = process_context_payload(vec![kv_str("service.name", service)], vec![]);
+        let mut h = CtxHeader::for_payload(&payload, TS);
+        match c {
+            Candidate::Valid(_) => {}
+            Candidate::BadSignature => h.signature = *b"OTEL_CTY",
+            Candidate::VersionOne => h.version = 1,
+            Candidate::InProgress => h.published_at_ns = 0,
+        }
+        let (start, _) = img.process_context(&h, &payload);
+        let name = if i % 2 == 0 { "[anon:OTEL_CTX]" } else { MEMFD };
+        mappings.push((start, name.to_string()));
+    }
+    let plan = ReadPlan {
+        pid: 1,
+        arch: Arch::host(),
+        libc: Libc::Glibc,
+        v1: vec![],
+        v2: vec![],
+        context_mappings: mappings
+            .iter()
+            .map(|(start, name)| ContextMapping {
+                start: *start,
+                end: start + 4096,
+                name: name.clone(),
+            })
+            .collect(),
+        errors: vec![],
+    };
+    (img.build(), plan, mappings)
+}
+
+#[rstest]
+#[case::one_valid(&[Candidate::Valid("real")], 0, &[])]
+#[case::decoys_then_valid(
+    &[Candidate::BadSignature, Candidate::VersionOne, Candidate::InProgress, Candidate::Valid("real")],
+    3,
+    &[]
+)]
+#[case::valid_then_decoys(&[Candidate::Valid("real"), Candidate::BadSignature, Candidate::VersionOne], 0, &[])]
+#[case::two_valid(&[Candidate::Valid("real"), Candidate::Valid("other")], 0, &[1])]
+#[case::two_valid_around_decoys(
+    &[Candidate::VersionOne, Candidate::Valid("real"), Candidate::BadSignature, Candidate::Valid("other")],
+    1,
+    &[3]
+)]
+#[case::three_valid(&[Candidate::Valid("real"), Candidate::Valid("b"), Candidate::Valid("c")], 0, &[1, 2])]
+fn first_valid_mapping_wins_and_every_other_valid_one_is_named(
+    #[case] candidates: &[Candidate],
+    #[case] reported: usize,
+    #[case] ignored: &[usize],
+) {
+    let (mem, plan, mappings) = plan_with_candidates(candidates);
+    let mut errors = Vec::new();
+    let (context, keys) = read_process_context(&mem, &plan, DEFAULT_MAX_PAYLOAD, &mut errors);
+    let context = context.expect("a valid context is reported");
+    assert_eq!(context.resource["service.name"], json!("real"));
+    assert_eq!(context.mapping, mappings[reported].1);
+    assert_eq!(keys.keys, vec![]);
+    let expected: Vec<ReadError> = ignored
+        .iter()
+        .map(|&i| {
+            let (start, name) = &mappings[i];
+            let (first_start, first_name) = &mappings[reported];
+            ReadError::new(
+                Format::ProcessContext,
+                ErrorKind::Ambiguous,
+                format!(
+                    "another valid context mapping, {name} at {start:#x}, is ignored: the one \
+                     reported is {first_name} at {first_start:#x}"
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(errors, expected);
+}
+
+#[test]
+fn ambiguous_error_serialises_as_snake_case() {
+    let e = ReadError::new(Format::ProcessContext, ErrorKind::Ambiguous, "x");
+    assert_eq!(
+        serde_json::to_value(&e).unwrap(),
+        json!({"format": "process_context", "kind": "ambiguous", "detail": "x"})
+    );
 }
