@@ -13,7 +13,10 @@ use crate::discovery::{self, maps};
 use crate::memory::Memory;
 use crate::plan::ReadPlan;
 use crate::read::read_thread;
-use crate::snapshot::{BackendKind, ErrorKind, Format, ProcessContext, ReadError, Snapshot};
+use crate::snapshot::{
+    extend_bounded, push_bounded, BackendKind, ErrorKind, Format, ProcessContext, ReadError,
+    Snapshot,
+};
 
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {
@@ -130,7 +133,7 @@ impl Session {
                 );
                 match walked {
                     Ok((threads, walk_errors)) => {
-                        errors.extend(walk_errors);
+                        extend_bounded(&mut errors, walk_errors);
                         threads
                     }
                     Err(WalkError::Permission(e)) => {
@@ -148,7 +151,7 @@ impl Session {
                 let only = opts.threads.as_deref();
                 let (threads, ebpf_errors, ebpf_stats) =
                     crate::backend::ebpf::snapshot_threads(pid, only, &plan, &keys, &opts.ebpf)?;
-                errors.extend(ebpf_errors);
+                extend_bounded(&mut errors, ebpf_errors);
                 stats.ebpf = Some(ebpf_stats);
                 threads
             }
@@ -196,18 +199,21 @@ pub fn read_process_context(
         match read_mapping(mem, m.start, &m.name, max_payload) {
             MappingRead::Context(read) => match &found {
                 None => found = Some((m.start, *read)),
-                Some((start, first)) => errors.push(ReadError::new(
-                    Format::ProcessContext,
-                    ErrorKind::Ambiguous,
-                    format!(
+                Some((start, first)) => push_bounded(
+                    errors,
+                    ReadError::new(
+                        Format::ProcessContext,
+                        ErrorKind::Ambiguous,
+                        format!(
                         "another valid context mapping, {} at {:#x}, is ignored: the one reported \
                          is {} at {start:#x}",
                         m.name, m.start, first.context.mapping
                     ),
-                )),
+                    ),
+                ),
             },
             MappingRead::NotAContext(_) | MappingRead::InProgress => {}
-            MappingRead::Error(e) => errors.push(e),
+            MappingRead::Error(e) => push_bounded(errors, e),
         }
     }
     match found {
