@@ -89,9 +89,11 @@ fn err(kind: ErrorKind, detail: String) -> ReadError {
 
 /// Reads the mapping at `start` with the seqlock protocol of formats.md 3.4.
 pub fn read_mapping(mem: &dyn Memory, start: u64, mapping: &str, max_payload: u32) -> MappingRead {
+    // `start` comes from the maps; wrapping (never reached there) gives an unreadable address.
+    let timestamp_at = start.wrapping_add(TIMESTAMP_OFFSET);
     let mut saw_zero = false;
     for _ in 0..READ_ATTEMPTS {
-        let t1 = match mem.read_u64(start + TIMESTAMP_OFFSET) {
+        let t1 = match mem.read_u64(timestamp_at) {
             Ok(t) => t,
             Err(e) => {
                 return MappingRead::Error(err(
@@ -140,7 +142,7 @@ pub fn read_mapping(mem: &dyn Memory, start: u64, mapping: &str, max_payload: u3
         }
         // Errors are deferred until the timestamp says the bytes belong to one publication.
         let payload = mem.read_vec(header.payload, header.payload_size as usize);
-        match mem.read_u64(start + TIMESTAMP_OFFSET) {
+        match mem.read_u64(timestamp_at) {
             Ok(t2) if t2 == t1 => {}
             Ok(_) => continue,
             Err(e) => {
