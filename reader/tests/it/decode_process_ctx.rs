@@ -17,6 +17,7 @@ use context_reader::plan::{ContextMapping, ReadPlan};
 use context_reader::session::read_process_context;
 use context_reader::snapshot::{
     BackendKind, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot,
+    MAX_ERRORS_PER_FORMAT,
 };
 use proptest::prelude::*;
 use prost::Message;
@@ -1070,6 +1071,8 @@ enum Candidate {
     VersionOne,
     /// Timestamp 0: a publication in progress, legal and silent.
     InProgress,
+    /// `payload_size` 0: a broken context, one `bad_header` error.
+    Broken,
 }
 
 /// A plan whose candidate mappings are `candidates`, in that order, named `[anon:OTEL_CTX]` for
@@ -1089,6 +1092,7 @@ fn plan_with_candidates(candidates: &[Candidate]) -> (ImageMemory, ReadPlan, Vec
             Candidate::BadSignature => h.signature = *b"OTEL_CTY",
             Candidate::VersionOne => h.version = 1,
             Candidate::InProgress => h.published_at_ns = 0,
+            Candidate::Broken => h.payload_size = Some(0),
         }
         let (start, _) = img.process_context(&h, &payload);
         let name = if i % 2 == 0 { "[anon:OTEL_CTX]" } else { MEMFD };
@@ -1164,5 +1168,29 @@ fn ambiguous_error_serialises_as_snake_case() {
     assert_eq!(
         serde_json::to_value(&e).unwrap(),
         json!({"format": "process_context", "kind": "ambiguous", "detail": "x"})
+    );
+}
+
+/// Process-level errors are bounded like a thread's: 20 broken mappings then 20 more valid ones
+/// give the first 8 entries (all `bad_header`) and one `omitted` entry counting the other 32.
+#[test]
+fn process_level_errors_are_bounded() {
+    let mut candidates = vec![Candidate::Valid("real")];
+    candidates.extend([Candidate::Broken; 20]);
+    candidates.extend([Candidate::Valid("other"); 20]);
+    let (mem, plan, _) = plan_with_candidates(&candidates);
+    let mut errors = Vec::new();
+    let (context, _) = read_process_context(&mem, &plan, DEFAULT_MAX_PAYLOAD, &mut errors);
+    assert_eq!(
+        context.expect("the first is reported").resource["service.name"],
+        json!("real")
+    );
+    assert_eq!(errors.len(), MAX_ERRORS_PER_FORMAT + 1, "{errors:?}");
+    assert!(errors[..MAX_ERRORS_PER_FORMAT]
+        .iter()
+        .all(|e| e.kind == ErrorKind::BadHeader));
+    assert_eq!(
+        errors[MAX_ERRORS_PER_FORMAT],
+        ReadError::omitted(Format::ProcessContext, 40 - MAX_ERRORS_PER_FORMAT as u64)
     );
 }
