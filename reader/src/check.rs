@@ -145,17 +145,24 @@ fn symbol_report(m: &ElfModule, sym: &SymbolInfo, executable: bool) -> SymbolRep
     }
 }
 
+/// The offset of a 4-byte word at `vaddr` inside a section at `start` of `size` bytes, if it lies
+/// wholly inside. All three come from the file: checked arithmetic, no overflow.
+fn word_offset_in_section(vaddr: u64, start: u64, size: u64) -> Option<usize> {
+    start.checked_add(size)?; // a section past the last address is not a section
+    let off = vaddr.checked_sub(start)?;
+    let end = off.checked_add(4)?;
+    (end <= size).then(|| usize::try_from(off).ok()).flatten()
+}
+
 fn read_u32_at_vaddr(data: &[u8], vaddr: u64) -> Option<u32> {
     let file = object::File::parse(data).ok()?;
     for section in file.sections() {
-        let (start, size) = (section.address(), section.size());
-        if vaddr >= start && vaddr + 4 <= start + size {
+        if let Some(off) = word_offset_in_section(vaddr, section.address(), section.size()) {
             let bytes = section.data().ok()?;
-            let off = (vaddr - start) as usize;
             // .bss has no file bytes: the word is 0
             return Some(
                 bytes
-                    .get(off..off + 4)
+                    .get(off..off.saturating_add(4))
                     .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
             );
         }
@@ -326,4 +333,36 @@ pub fn report_text(r: &FileReport) -> String {
         out.push_str("  clean\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::word_offset_in_section;
+
+    #[test]
+    fn word_offsets_from_crafted_section_headers_do_not_overflow() {
+        let max = u64::MAX;
+        assert_eq!(word_offset_in_section(0x1010, 0x1000, 0x20), Some(0x10));
+        assert_eq!(word_offset_in_section(0x101c, 0x1000, 0x20), Some(0x1c));
+        assert_eq!(
+            word_offset_in_section(0x101d, 0x1000, 0x20),
+            None,
+            "crosses the end"
+        );
+        assert_eq!(
+            word_offset_in_section(0xfff, 0x1000, 0x20),
+            None,
+            "before the start"
+        );
+        // Values that overflowed `vaddr + 4` or `start + size` before.
+        assert_eq!(word_offset_in_section(max - 1, 0, max), None);
+        assert_eq!(word_offset_in_section(max - 4, max - 0x10, 0x10), Some(0xc));
+        assert_eq!(word_offset_in_section(max - 3, max - 0x10, 0x10), None);
+        assert_eq!(
+            word_offset_in_section(max, max, max),
+            None,
+            "section past the end"
+        );
+        assert_eq!(word_offset_in_section(0x10, max, 0x100), None);
+    }
 }

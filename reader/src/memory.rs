@@ -25,6 +25,8 @@ impl MemoryError {
 /// An address space that can be read: a live process, a fixture image, a set of sampled buffers.
 ///
 /// A read either fills the whole buffer or fails; a short read is an error (pitfall 25).
+/// A read whose range would pass `u64::MAX` fails: after a successful read of `len` bytes at
+/// `addr`, `addr + len` does not overflow.
 pub trait Memory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
 

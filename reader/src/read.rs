@@ -8,7 +8,8 @@ use crate::decode::Decoded;
 use crate::memory::Memory;
 use crate::plan::{ReadPlan, SlotPlan, SlotRule, V1Layout};
 use crate::snapshot::{
-    ErrorKind, Format, ModuleContext, ReadError, ThreadContext, ThreadSnapshot, V1Labels,
+    extend_bounded, ErrorKind, Format, ModuleContext, ReadError, ThreadContext, ThreadSnapshot,
+    V1Labels,
 };
 
 /// Schema versions under which `custom_labels_current_set_v2` points to the 28-byte layout.
@@ -134,7 +135,7 @@ pub fn read_thread(
 ) {
     for (i, p) in plan.v1.iter().enumerate() {
         let d = read_v1(mem, tp, &p.slot, p.layout, limits);
-        thread.errors.extend(d.errors);
+        extend_bounded(&mut thread.errors, d.errors);
         if i == 0 {
             thread.v1 = d.value;
         } else {
@@ -143,7 +144,7 @@ pub fn read_thread(
     }
     for (i, p) in plan.v2.iter().enumerate() {
         let d = read_v2(mem, tp, &p.slot, p.layout, keys);
-        thread.errors.extend(d.errors);
+        extend_bounded(&mut thread.errors, d.errors);
         if i == 0 {
             thread.v2 = d.value;
         } else {

@@ -5,13 +5,18 @@ use std::time::{Duration, Instant};
 
 use crate::backend::ptrace::{walk_threads, Fault, StopStats, WalkError};
 use crate::backend::sys::ProcessMemory;
-use crate::decode::process_ctx::{read_mapping, MappingRead, ThreadKeyMap, DEFAULT_MAX_PAYLOAD};
+use crate::decode::process_ctx::{
+    read_mapping, MappingRead, ProcessContextRead, ThreadKeyMap, DEFAULT_MAX_PAYLOAD,
+};
 use crate::decode::v1::V1Limits;
 use crate::discovery::{self, maps};
 use crate::memory::Memory;
 use crate::plan::ReadPlan;
 use crate::read::read_thread;
-use crate::snapshot::{BackendKind, ProcessContext, ReadError, Snapshot};
+use crate::snapshot::{
+    extend_bounded, push_bounded, BackendKind, ErrorKind, Format, ProcessContext, ReadError,
+    Snapshot,
+};
 
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {
@@ -128,7 +133,7 @@ impl Session {
                 );
                 match walked {
                     Ok((threads, walk_errors)) => {
-                        errors.extend(walk_errors);
+                        extend_bounded(&mut errors, walk_errors);
                         threads
                     }
                     Err(WalkError::Permission(e)) => {
@@ -146,7 +151,7 @@ impl Session {
                 let only = opts.threads.as_deref();
                 let (threads, ebpf_errors, ebpf_stats) =
                     crate::backend::ebpf::snapshot_threads(pid, only, &plan, &keys, &opts.ebpf)?;
-                errors.extend(ebpf_errors);
+                extend_bounded(&mut errors, ebpf_errors);
                 stats.ebpf = Some(ebpf_stats);
                 threads
             }
@@ -181,23 +186,38 @@ fn proc_error(pid: i32, e: std::io::Error) -> ReaderError {
 }
 
 /// The first candidate mapping that holds a context wins; decoys are skipped silently; broken
-/// contexts become top-level errors.
+/// contexts become top-level errors, and so does every further valid context (`ambiguous`, naming
+/// both mappings by address and name).
 pub fn read_process_context(
     mem: &dyn Memory,
     plan: &ReadPlan,
     max_payload: u32,
     errors: &mut Vec<ReadError>,
 ) -> (Option<ProcessContext>, ThreadKeyMap) {
-    let mut found = None;
+    let mut found: Option<(u64, ProcessContextRead)> = None;
     for m in &plan.context_mappings {
         match read_mapping(mem, m.start, &m.name, max_payload) {
-            MappingRead::Context(read) if found.is_none() => found = Some(*read),
-            MappingRead::Context(_) | MappingRead::NotAContext(_) | MappingRead::InProgress => {}
-            MappingRead::Error(e) => errors.push(e),
+            MappingRead::Context(read) => match &found {
+                None => found = Some((m.start, *read)),
+                Some((start, first)) => push_bounded(
+                    errors,
+                    ReadError::new(
+                        Format::ProcessContext,
+                        ErrorKind::Ambiguous,
+                        format!(
+                        "another valid context mapping, {} at {:#x}, is ignored: the one reported \
+                         is {} at {start:#x}",
+                        m.name, m.start, first.context.mapping
+                    ),
+                    ),
+                ),
+            },
+            MappingRead::NotAContext(_) | MappingRead::InProgress => {}
+            MappingRead::Error(e) => push_bounded(errors, e),
         }
     }
     match found {
-        Some(read) => (Some(read.context), read.key_map),
+        Some((_, read)) => (Some(read.context), read.key_map),
         None => (None, ThreadKeyMap::default()),
     }
 }

@@ -89,6 +89,24 @@ pub enum ErrorKind {
     NotSampled,
     /// A layout or ABI version the reader does not know.
     Unsupported,
+    /// Several candidates are valid (e.g. two context mappings); the detail names the one
+    /// reported and the one ignored.
+    Ambiguous,
+    /// Stands for the errors of one format beyond `MAX_ERRORS_PER_FORMAT` in one list; the detail
+    /// says how many.
+    Omitted,
+}
+
+impl Format {
+    /// The JSON name (`v1`, `v2`, `process_context`, `tls`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::V1 => "v1",
+            Format::V2 => "v2",
+            Format::ProcessContext => "process_context",
+            Format::Tls => "tls",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,6 +114,9 @@ pub struct ReadError {
     pub format: Format,
     pub kind: ErrorKind,
     pub detail: String,
+    /// For an `omitted` entry, how many errors it stands for (the detail says it in words).
+    #[serde(skip)]
+    omitted: u64,
 }
 
 impl ReadError {
@@ -104,8 +125,79 @@ impl ReadError {
             format,
             kind,
             detail: detail.into(),
+            omitted: 0,
         }
     }
+
+    /// The entry that stands for `count` errors of `format` left out of a list.
+    pub fn omitted(format: Format, count: u64) -> Self {
+        ReadError {
+            format,
+            kind: ErrorKind::Omitted,
+            detail: omitted_detail(format, count),
+            omitted: count,
+        }
+    }
+
+    /// How many errors this entry stands for when it is an `omitted` summary.
+    pub fn omitted_count(&self) -> Option<u64> {
+        (self.kind == ErrorKind::Omitted).then_some(self.omitted)
+    }
+}
+
+/// The bound on every `errors` list (a thread's, and the snapshot's top-level one): at most this
+/// many entries per format are listed, in the order they were found; every further error of that
+/// format is counted in one `omitted` entry of the format ("N more v1 errors omitted ..."). With
+/// four formats a list holds at most 4 x (8 + 1) = 36 entries, whatever the target publishes
+/// (200 threads x 4,096 bad labels gave 819,200 entries before the bound, 1,800 after).
+pub const MAX_ERRORS_PER_FORMAT: usize = 8;
+
+fn omitted_detail(format: Format, count: u64) -> String {
+    format!(
+        "{count} more {} error(s) omitted: at most {MAX_ERRORS_PER_FORMAT} are listed per format",
+        format.name()
+    )
+}
+
+/// Appends `error` to `errors` within the `MAX_ERRORS_PER_FORMAT` bound: past the bound it only
+/// adds to the count of the format's `omitted` entry (created on first need). An incoming
+/// `omitted` entry adds its own count. Memory stays bounded however many errors are pushed.
+pub fn push_bounded(errors: &mut Vec<ReadError>, error: ReadError) {
+    let format = error.format;
+    let incoming = error.omitted_count();
+    let listed = errors
+        .iter()
+        .filter(|e| e.format == format && e.kind != ErrorKind::Omitted)
+        .count();
+    if incoming.is_none() && listed < MAX_ERRORS_PER_FORMAT {
+        errors.push(error);
+        return;
+    }
+    let more = incoming.unwrap_or(1);
+    match errors
+        .iter_mut()
+        .find(|e| e.format == format && e.kind == ErrorKind::Omitted)
+    {
+        Some(summary) => {
+            summary.omitted = summary.omitted.saturating_add(more);
+            summary.detail = omitted_detail(format, summary.omitted);
+        }
+        None => errors.push(ReadError::omitted(format, more)),
+    }
+}
+
+/// `push_bounded` for each error of `more`, in order.
+pub fn extend_bounded(errors: &mut Vec<ReadError>, more: impl IntoIterator<Item = ReadError>) {
+    for e in more {
+        push_bounded(errors, e);
+    }
+}
+
+/// Applies the `MAX_ERRORS_PER_FORMAT` bound to a list built without it (idempotent: a bounded
+/// list is left as it is).
+pub fn bound_errors(errors: &mut Vec<ReadError>) {
+    let all = std::mem::take(errors);
+    extend_bounded(errors, all);
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -225,9 +317,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Puts threads in tid order, as the JSON contract requires.
+    /// Puts threads in tid order, as the JSON contract requires, and bounds every `errors` list
+    /// (`MAX_ERRORS_PER_FORMAT`).
     pub fn normalise(&mut self) {
         self.threads.sort_by_key(|t| t.tid);
+        bound_errors(&mut self.errors);
+        for t in &mut self.threads {
+            bound_errors(&mut t.errors);
+        }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -271,6 +368,84 @@ mod tests {
             serde_json::to_string(&Bytes(vec![0xff, 0x00])).unwrap(),
             r#"{"hex":"ff00"}"#
         );
+    }
+
+    fn errs(format: Format, n: usize) -> Vec<ReadError> {
+        (0..n)
+            .map(|i| ReadError::new(format, ErrorKind::Unreadable, format!("#{i}")))
+            .collect()
+    }
+
+    #[test]
+    fn error_lists_keep_eight_per_format_and_count_the_rest() {
+        let mut list = Vec::new();
+        let v1 = errs(Format::V1, 20);
+        let v2 = errs(Format::V2, 3);
+        let tls = errs(Format::Tls, 10);
+        // Interleaved, as several modules of one thread would give them.
+        extend_bounded(&mut list, v1[..5].iter().cloned());
+        extend_bounded(&mut list, tls.iter().cloned());
+        extend_bounded(&mut list, v2.iter().cloned());
+        extend_bounded(&mut list, v1[5..].iter().cloned());
+        let mut expected = v1[..5].to_vec();
+        expected.extend_from_slice(&tls[..8]);
+        expected.push(ReadError::omitted(Format::Tls, 2));
+        expected.extend_from_slice(&v2);
+        expected.extend_from_slice(&v1[5..8]);
+        expected.push(ReadError::omitted(Format::V1, 12));
+        assert_eq!(list, expected);
+        assert_eq!(
+            serde_json::to_value(list.last().unwrap()).unwrap(),
+            serde_json::json!({"format": "v1", "kind": "omitted",
+                "detail": "12 more v1 error(s) omitted: at most 8 are listed per format"})
+        );
+    }
+
+    #[test]
+    fn bounding_is_idempotent_and_merges_summaries() {
+        let mut a = Vec::new();
+        extend_bounded(&mut a, errs(Format::V1, 4096));
+        assert_eq!(a.len(), MAX_ERRORS_PER_FORMAT + 1);
+        assert_eq!(a[8].omitted_count(), Some(4088));
+        let again = {
+            let mut l = a.clone();
+            bound_errors(&mut l);
+            l
+        };
+        assert_eq!(again, a, "a bounded list stays as it is");
+        // A second module's bounded list appended to the first: one summary, counts added.
+        let mut b = Vec::new();
+        extend_bounded(&mut b, errs(Format::V1, 100));
+        let mut merged = a.clone();
+        merged.extend(b);
+        bound_errors(&mut merged);
+        assert_eq!(merged.len(), 9);
+        assert_eq!(merged[..8], a[..8]);
+        assert_eq!(merged[8], ReadError::omitted(Format::V1, 4088 + 100));
+    }
+
+    #[test]
+    fn normalise_bounds_thread_and_process_errors() {
+        let mut t = ThreadSnapshot::new(1, Bytes::from("t"));
+        t.errors = errs(Format::V1, 4096);
+        t.errors.extend(errs(Format::V2, 9));
+        let mut s = Snapshot {
+            pid: 1,
+            backend: BackendKind::Ptrace,
+            process_context: None,
+            threads: vec![t],
+            errors: errs(Format::ProcessContext, 30),
+        };
+        s.normalise();
+        let summary = |l: &[ReadError], f| {
+            l.iter()
+                .find_map(|e| (e.format == f).then(|| e.omitted_count()).flatten())
+        };
+        assert_eq!(s.threads[0].errors.len(), 18);
+        assert_eq!(summary(&s.threads[0].errors, Format::V1), Some(4088));
+        assert_eq!(summary(&s.threads[0].errors, Format::V2), Some(1));
+        assert_eq!(s.errors.len(), 9);
+        assert_eq!(summary(&s.errors, Format::ProcessContext), Some(22));
     }
 
     #[test]

@@ -89,9 +89,11 @@ fn err(kind: ErrorKind, detail: String) -> ReadError {
 
 /// Reads the mapping at `start` with the seqlock protocol of formats.md 3.4.
 pub fn read_mapping(mem: &dyn Memory, start: u64, mapping: &str, max_payload: u32) -> MappingRead {
+    // `start` comes from the maps; wrapping (never reached there) gives an unreadable address.
+    let timestamp_at = start.wrapping_add(TIMESTAMP_OFFSET);
     let mut saw_zero = false;
     for _ in 0..READ_ATTEMPTS {
-        let t1 = match mem.read_u64(start + TIMESTAMP_OFFSET) {
+        let t1 = match mem.read_u64(timestamp_at) {
             Ok(t) => t,
             Err(e) => {
                 return MappingRead::Error(err(
@@ -140,7 +142,7 @@ pub fn read_mapping(mem: &dyn Memory, start: u64, mapping: &str, max_payload: u3
         }
         // Errors are deferred until the timestamp says the bytes belong to one publication.
         let payload = mem.read_vec(header.payload, header.payload_size as usize);
-        match mem.read_u64(start + TIMESTAMP_OFFSET) {
+        match mem.read_u64(timestamp_at) {
             Ok(t2) if t2 == t1 => {}
             Ok(_) => continue,
             Err(e) => {
@@ -191,6 +193,10 @@ pub fn read_mapping(mem: &dyn Memory, start: u64, mapping: &str, max_payload: u3
 
 /// Decodes a payload into (resource attributes, process-context attributes). Payloads of writers
 /// before 2026-02-18 are a bare `Resource`; those are recognised and have no attributes.
+///
+/// A payload that decodes as neither is an error, never a guess: a `ProcessContext` that fails to
+/// decode (nesting past prost's recursion limit, a length prefix past the end) still parses as a
+/// `Resource` whose one key is the raw bytes of the inner `Resource`, and that is not accepted.
 pub fn decode_payload(bytes: &[u8]) -> Result<(Vec<KeyValueMsg>, Vec<KeyValueMsg>), String> {
     if looks_like_bare_resource(bytes) {
         if let Ok(r) = ResourceMsg::decode(bytes) {
@@ -198,19 +204,32 @@ pub fn decode_payload(bytes: &[u8]) -> Result<(Vec<KeyValueMsg>, Vec<KeyValueMsg
         }
     }
     // Try both (formats.md 3.5): a payload that only parses as a `Resource` is a bare Resource even
-    // when a key is not printable (the heuristic above only settles payloads that parse as both).
+    // when a key is not printable (the heuristic above only settles payloads that parse as both),
+    // as long as no key is itself a protobuf message (see `is_plausible_bare_key`).
     let msg = match ProcessContextMsg::decode(bytes) {
         Ok(msg) => msg,
         Err(e) => {
-            return ResourceMsg::decode(bytes)
-                .map(|r| (r.attributes, Vec::new()))
-                .map_err(|_| e.to_string())
+            return match ResourceMsg::decode(bytes) {
+                Ok(r) if r.attributes.iter().all(is_plausible_bare_key) => {
+                    Ok((r.attributes, Vec::new()))
+                }
+                _ => Err(e.to_string()),
+            }
         }
     };
     Ok((
         msg.resource.map(|r| r.attributes).unwrap_or_default(),
         msg.attributes,
     ))
+}
+
+/// Whether `kv` can be a key of a bare `Resource` that failed to decode as a `ProcessContext`.
+/// Read as a `Resource`, a `ProcessContext` gives one `KeyValue` whose key is the content of its
+/// field 1, an encoded `Resource`: it starts with a field tag of `Resource` (`0x0a`, `0x10`,
+/// `0x1a`), a control byte. No writer names an attribute starting with a control byte, so such a
+/// key (or an empty one) means "a broken `ProcessContext`", not "a bare `Resource`".
+fn is_plausible_bare_key(kv: &KeyValueMsg) -> bool {
+    kv.key.first().is_some_and(|b| *b >= 0x20 && *b != 0x7f)
 }
 
 /// A bare `Resource` starts with field 1 holding a `KeyValue` whose key is a printable name; in a

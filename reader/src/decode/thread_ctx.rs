@@ -54,7 +54,10 @@ fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Option<Bytes>]) -> Deco
         return Decoded::none(); // valid != 1: the writer says "ignore me"; legal
     }
     let attrs_size = u16::from_le_bytes([header[26], header[27]]) as usize;
-    let attrs = match mem.read_vec(record + OTEP_HEADER_SIZE as u64, attrs_size) {
+    // The header read succeeded, so `record + 28` did not pass u64::MAX; wrapping only spells
+    // that out (a wrapped address would just be unreadable).
+    let attrs_at = record.wrapping_add(OTEP_HEADER_SIZE as u64);
+    let attrs = match mem.read_vec(attrs_at, attrs_size) {
         Ok(a) => a,
         Err(e) => {
             return Decoded::err(err(
@@ -64,7 +67,7 @@ fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Option<Bytes>]) -> Deco
         }
     };
     // Cheap insurance against a record changed under us (pitfall 2).
-    if let Err(e) = still_valid(mem, record + OTEP_VALID_OFFSET) {
+    if let Err(e) = still_valid(mem, record.wrapping_add(OTEP_VALID_OFFSET)) {
         return Decoded::err(e);
     }
     let mut errors = Vec::new();
@@ -114,7 +117,7 @@ fn decode_draft(
     let count = header[33];
     let mut errors = Vec::new();
     let mut entries = BTreeMap::new();
-    let mut at = record + DRAFT_HEADER_SIZE as u64;
+    let mut at = record.wrapping_add(DRAFT_HEADER_SIZE as u64); // header read: no wrap
     for i in 0..count {
         let mut head = [0u8; 2];
         if let Err(e) = mem.read(at, &mut head) {
@@ -124,7 +127,7 @@ fn decode_draft(
             ));
             break;
         }
-        match mem.read_vec(at + 2, head[1] as usize) {
+        match mem.read_vec(at.wrapping_add(2), head[1] as usize) {
             Ok(v) => {
                 entries.insert(head[0], v);
             }
@@ -136,9 +139,13 @@ fn decode_draft(
                 break;
             }
         }
-        at += 2 + head[1] as u64;
+        // Both reads succeeded, so this is at most u64::MAX; checked all the same.
+        let Some(next) = at.checked_add(2 + u64::from(head[1])) else {
+            break;
+        };
+        at = next;
     }
-    if let Err(e) = still_valid(mem, record + DRAFT_VALID_OFFSET) {
+    if let Err(e) = still_valid(mem, record.wrapping_add(DRAFT_VALID_OFFSET)) {
         return Decoded::err(e);
     }
     let ctx = ThreadContext {

@@ -4,7 +4,9 @@ use std::collections::HashSet;
 
 use super::Decoded;
 use crate::memory::Memory;
-use crate::snapshot::{sort_labels, Bytes, ErrorKind, Format, Label, ReadError, V1Labels};
+use crate::snapshot::{
+    push_bounded, sort_labels, Bytes, ErrorKind, Format, Label, ReadError, V1Labels,
+};
 
 /// `custom_labels_string_t`: `{len: size_t, buf: *const u8}`.
 pub const STRING_SIZE: u64 = 16;
@@ -84,22 +86,28 @@ fn decode_entries(
         return done(labels, errors);
     }
     let readable = if count > limits.max_labels {
-        errors.push(err(
-            ErrorKind::TooLarge,
-            format!(
-                "label count {count} exceeds the limit of {}; reading the first {}",
-                limits.max_labels, limits.max_labels
+        push_bounded(
+            &mut errors,
+            err(
+                ErrorKind::TooLarge,
+                format!(
+                    "label count {count} exceeds the limit of {}; reading the first {}",
+                    limits.max_labels, limits.max_labels
+                ),
             ),
-        ));
+        );
         limits.max_labels
     } else {
         count
     };
     if storage == 0 {
-        errors.push(err(
-            ErrorKind::Unreadable,
-            format!("storage is NULL with count {count}"),
-        ));
+        push_bounded(
+            &mut errors,
+            err(
+                ErrorKind::Unreadable,
+                format!("storage is NULL with count {count}"),
+            ),
+        );
         return done(labels, errors);
     }
     // One read for the whole array: the thread is stopped, so it is consistent. The product
@@ -108,16 +116,22 @@ fn decode_entries(
         .checked_mul(LABEL_SIZE)
         .filter(|n| *n <= MAX_ARRAY_BYTES)
     else {
-        errors.push(err(
-            ErrorKind::TooLarge,
-            format!("{readable} labels do not fit in one read"),
-        ));
+        push_bounded(
+            &mut errors,
+            err(
+                ErrorKind::TooLarge,
+                format!("{readable} labels do not fit in one read"),
+            ),
+        );
         return done(labels, errors);
     };
     let entries = match mem.read_vec(storage, array_len as usize) {
         Ok(v) => v,
         Err(e) => {
-            errors.push(err(ErrorKind::Unreadable, format!("label storage: {e}")));
+            push_bounded(
+                &mut errors,
+                err(ErrorKind::Unreadable, format!("label storage: {e}")),
+            );
             return done(labels, errors);
         }
     };
@@ -130,16 +144,19 @@ fn decode_entries(
             continue; // rule 3: a hidden entry (also the middle of a careful delete)
         }
         if value_buf == 0 {
-            errors.push(err(
-                ErrorKind::Unreadable,
-                format!("label {index}: key present but value pointer is NULL"),
-            ));
+            push_bounded(
+                &mut errors,
+                err(
+                    ErrorKind::Unreadable,
+                    format!("label {index}: key present but value pointer is NULL"),
+                ),
+            );
             continue;
         }
         let key = match read_string(mem, key_buf, key_len, limits, index, "key") {
             Ok(k) => k,
             Err(e) => {
-                errors.push(e);
+                push_bounded(&mut errors, e);
                 continue;
             }
         };
@@ -150,7 +167,7 @@ fn decode_entries(
         let value = match read_string(mem, value_buf, value_len, limits, index, "value") {
             Ok(v) => v,
             Err(e) => {
-                errors.push(e);
+                push_bounded(&mut errors, e);
                 continue;
             }
         };

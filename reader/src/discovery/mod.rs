@@ -124,6 +124,16 @@ fn tls_error(detail: String) -> ReadError {
     ReadError::new(Format::Tls, ErrorKind::TlsUnresolved, detail)
 }
 
+/// The address of the second word of a two-word object (TLSDESC descriptor, `tls_index`) at
+/// `at`, an address computed from the target's files or memory: an error past u64::MAX.
+fn second_word(at: u64) -> Result<u64, ReadError> {
+    at.checked_add(8).ok_or_else(|| {
+        tls_error(format!(
+            "a two-word TLS object at {at:#x} would end past the last address"
+        ))
+    })
+}
+
 /// Builds the read plan of `pid` from its maps; `mem` is the process memory (read without
 /// stopping anything: GOT slots and descriptors are written once by the loader).
 pub fn discover(pid: i32, maps: &[Mapping], mem: &dyn Memory) -> ReadPlan {
@@ -293,6 +303,9 @@ impl Resolver<'_> {
             let Some((owner, reloc)) = named.iter().find(|(_, r)| r.kind == kind) else {
                 continue;
             };
+            // Load bias plus `r_offset` is modular on purpose (the bias of a non-PIE file is 0 and
+            // a "negative" bias is a large u64); the second word of a descriptor or `tls_index`
+            // is `at + 8`, checked: past u64::MAX there is nothing to read.
             let at = owner.bias.wrapping_add(reloc.offset);
             return match kind {
                 TlsRelocKind::TpOff => Ok(plan(
@@ -302,10 +315,10 @@ impl Resolver<'_> {
                     Resolution::InitialExecGot,
                 )),
                 TlsRelocKind::TlsDesc => self
-                    .descriptor(read(at + 8)?, 0)
+                    .descriptor(read(second_word(at)?)?, 0)
                     .map(|(rule, r)| plan(rule, r)),
                 _ => {
-                    let (module_id, offset) = (read(at)?, read(at + 8)?);
+                    let (module_id, offset) = (read(at)?, read(second_word(at)?)?);
                     self.dtv_rule(module_id, offset)
                         .map(|rule| plan(rule, Resolution::GeneralDynamic))
                 }
@@ -320,13 +333,13 @@ impl Resolver<'_> {
                 .filter(move |r| r.symbol.is_none() && r.kind == kind)
         };
         if let Some(r) = anonymous(TlsRelocKind::TlsDesc).find(|r| r.addend as u64 == sym.value) {
-            let word1 = read(module.bias.wrapping_add(r.offset) + 8)?;
+            let word1 = read(second_word(module.bias.wrapping_add(r.offset))?)?;
             return self
                 .descriptor(word1, 0)
                 .map(|(rule, _)| plan(rule, Resolution::LocalDynamic));
         }
         if let Some(r) = anonymous(TlsRelocKind::TlsDesc).find(|r| r.addend == 0) {
-            let word1 = read(module.bias.wrapping_add(r.offset) + 8)?;
+            let word1 = read(second_word(module.bias.wrapping_add(r.offset))?)?;
             return self
                 .descriptor(word1, sym.value)
                 .map(|(rule, _)| plan(rule, Resolution::LocalDynamic));
@@ -344,7 +357,18 @@ impl Resolver<'_> {
                     module.path, sym.name
                 )));
             };
-            let offset = executable_block_offset(self.arch, &seg).wrapping_add(sym.value as i64);
+            // `st_value` is the offset inside the TLS image: checked, a crafted one is an error.
+            let Some(offset) = executable_block_offset(self.arch, &seg).and_then(|block| {
+                i64::try_from(sym.value)
+                    .ok()
+                    .and_then(|v| block.checked_add(v))
+            }) else {
+                return Err(tls_error(format!(
+                    "{}: PT_TLS {{vaddr {:#x}, memsz {:#x}, align {:#x}}} and {} at {:#x} give no \
+                     thread-pointer offset",
+                    module.path, seg.vaddr, seg.memsz, seg.align, sym.name, sym.value
+                )));
+            };
             return Ok(plan(
                 SlotRule::TpRelative { offset },
                 Resolution::ExecutableStatic,
@@ -372,7 +396,7 @@ impl Resolver<'_> {
                         .read_u64(a)
                         .map_err(|e| tls_error(format!("dynamic TLS descriptor at {p:#x}: {e}")))
                 };
-                let (module_id, offset) = (read(p)?, read(p + 8)?);
+                let (module_id, offset) = (read(p)?, read(second_word(p)?)?);
                 let rule = self.dtv_rule(module_id, offset.wrapping_add(extra))?;
                 Ok((rule, Resolution::TlsDescDynamic))
             }
@@ -421,6 +445,119 @@ mod tests {
                 static_libc,
             },
         }
+    }
+
+    use crate::discovery::elf::{TlsReloc, TlsSegment};
+    use crate::memory::ImageMemory;
+
+    fn tls_symbol(name: &str, value: u64) -> SymbolInfo {
+        SymbolInfo {
+            name: name.into(),
+            value,
+            size: 8,
+            is_tls: true,
+            in_dynsym: true,
+            is_global: true,
+        }
+    }
+
+    fn reloc(kind: TlsRelocKind, symbol: Option<&str>, offset: u64, addend: i64) -> TlsReloc {
+        TlsReloc {
+            kind,
+            symbol: symbol.map(str::to_string),
+            offset,
+            addend,
+        }
+    }
+
+    /// The plan of one module defining `otel_thread_ctx_v1` at `value`, with these relocations,
+    /// bias and `PT_TLS`, over `mem`.
+    fn plan_of(
+        is_main: bool,
+        bias: u64,
+        value: u64,
+        relocs: Vec<TlsReloc>,
+        tls: Option<TlsSegment>,
+        mem: &ImageMemory,
+    ) -> ReadPlan {
+        let mut m = module("/crafted", is_main, None, Some(Libc::Glibc));
+        m.bias = bias;
+        m.elf.symbols = vec![tls_symbol(elf::OTEP_CTX, value)];
+        m.elf.tls_relocs = relocs;
+        m.elf.tls = tls;
+        plan_from_modules(1, &[m], &[], mem)
+    }
+
+    fn only_error(plan: ReadPlan) -> ReadError {
+        assert_eq!(plan.v2, vec![], "no slot from crafted values");
+        assert_eq!(plan.errors.len(), 1, "{:?}", plan.errors);
+        assert_eq!(plan.errors[0].kind, ErrorKind::TlsUnresolved);
+        plan.errors[0].clone()
+    }
+
+    const PAST_END: &str = "would end past the last address";
+
+    /// A descriptor whose second word would be past u64::MAX (`r_offset` near the top, or bias
+    /// plus `r_offset` wrapping there): an error, not an overflow panic in debug builds.
+    #[test]
+    fn crafted_relocation_offsets_near_the_top_are_errors() {
+        let mem = ImageMemory::new();
+        for (bias, offset) in [
+            (0, u64::MAX - 3),
+            (0x1000, u64::MAX - 0x1000 - 3),
+            (u64::MAX, u64::MAX),
+        ] {
+            let named = reloc(TlsRelocKind::TlsDesc, Some(elf::OTEP_CTX), offset, 0);
+            let e = only_error(plan_of(false, bias, 0x10, vec![named], None, &mem));
+            assert!(e.detail.contains(PAST_END), "{e:?}");
+            // Local-dynamic TLSDESC (symbol index 0), both the addend form and the module-base form.
+            for addend in [0x10, 0] {
+                let anonymous = reloc(TlsRelocKind::TlsDesc, None, offset, addend);
+                let e = only_error(plan_of(false, bias, 0x10, vec![anonymous], None, &mem));
+                assert!(e.detail.contains(PAST_END), "{e:?}");
+            }
+        }
+    }
+
+    /// Bias plus `r_offset` is modular on purpose: a sum past u64::MAX lands low, where the GOT
+    /// slot is read like any other.
+    #[test]
+    fn bias_plus_offset_wraps_on_purpose() {
+        let mut mem = ImageMemory::new();
+        mem.insert(0x2000, (-0x40i64).to_le_bytes().to_vec());
+        let tpoff = reloc(
+            TlsRelocKind::TpOff,
+            Some(elf::OTEP_CTX),
+            u64::MAX - 0xfff, // + bias 0x3000 = 2^64 + 0x2000
+            0,
+        );
+        let plan = plan_of(false, 0x3000, 0, vec![tpoff], None, &mem);
+        assert_eq!(plan.errors, vec![]);
+        assert_eq!(plan.v2[0].slot.rule, SlotRule::TpRelative { offset: -0x40 });
+    }
+
+    /// A crafted `PT_TLS` or `st_value` of an executable: an error, not a truncated offset.
+    #[test]
+    fn crafted_executable_tls_values_are_errors() {
+        let mem = ImageMemory::new();
+        let seg = |memsz, align| TlsSegment {
+            vaddr: 0x3dc0,
+            memsz,
+            filesz: 0,
+            align,
+        };
+        for (tls, value) in [
+            (seg(u64::MAX, 1), 0),
+            (seg(0x4d, u64::MAX), 0),
+            (seg(0x4d, 0x40), u64::MAX),
+            (seg(0x4d, 0x40), 1 << 63),
+        ] {
+            let e = only_error(plan_of(true, 0, value, vec![], Some(tls), &mem));
+            assert!(e.detail.contains("give no thread-pointer offset"), "{e:?}");
+        }
+        // The recorded case still resolves: TP - 128 + 0x40.
+        let plan = plan_of(true, 0, 0x40, vec![], Some(seg(0x4d, 0x40)), &mem);
+        assert_eq!(plan.v2[0].slot.rule, SlotRule::TpRelative { offset: -64 });
     }
 
     #[test]

@@ -28,14 +28,18 @@ impl Arch {
 /// `tlsoff = memsz + ((-vaddr - memsz) mod align)`. aarch64 (variant I): the block starts after
 /// the 16-byte TCB, `tlsoff = 16 + ((vaddr - 16) mod align)`. These are the smallest offsets with
 /// the right residue; glibc, musl and lld agree (pitfalls 9 and 10).
-pub fn executable_block_offset(arch: Arch, tls: &TlsSegment) -> i64 {
-    let align = tls.align.max(1) as i128;
-    let vaddr = tls.vaddr as i128;
-    let memsz = tls.memsz as i128;
-    match arch {
-        Arch::X86_64 => -(memsz + (-vaddr - memsz).rem_euclid(align)) as i64,
-        Arch::Aarch64 => (16 + (vaddr - 16).rem_euclid(align)) as i64,
-    }
+///
+/// The segment's fields come from the target's file: the arithmetic is done in i128 (no u64
+/// field can overflow it) and `None` means the offset does not fit an i64, a crafted `PT_TLS`.
+pub fn executable_block_offset(arch: Arch, tls: &TlsSegment) -> Option<i64> {
+    let align = i128::from(tls.align.max(1));
+    let vaddr = i128::from(tls.vaddr);
+    let memsz = i128::from(tls.memsz);
+    let offset = match arch {
+        Arch::X86_64 => -(memsz + (-vaddr - memsz).rem_euclid(align)),
+        Arch::Aarch64 => 16 + (vaddr - 16).rem_euclid(align),
+    };
+    i64::try_from(offset).ok()
 }
 
 /// Where the DTV is and how it is laid out, for one libc on one arch.
@@ -132,14 +136,14 @@ mod tests {
     // Recorded values, formats.md 4.4 "(verified)".
     #[test]
     fn x86_64_pie_memsz_0x4d_align_64() {
-        let off = executable_block_offset(Arch::X86_64, &seg(0x3dc0, 0x4d, 0x40));
+        let off = executable_block_offset(Arch::X86_64, &seg(0x3dc0, 0x4d, 0x40)).unwrap();
         assert_eq!(off, -128);
         assert_eq!(off + 0x40, -64, "S=0x40 sits at TP-64");
     }
 
     #[test]
     fn x86_64_static_memsz_0xb0_align_64() {
-        let off = executable_block_offset(Arch::X86_64, &seg(0x4c50c0, 0xb0, 0x40));
+        let off = executable_block_offset(Arch::X86_64, &seg(0x4c50c0, 0xb0, 0x40)).unwrap();
         assert_eq!(off + 0x40, -128);
     }
 
@@ -147,11 +151,11 @@ mod tests {
     fn x86_64_small_block_align_8() {
         assert_eq!(
             executable_block_offset(Arch::X86_64, &seg(0x2df0, 8, 8)),
-            -8
+            Some(-8)
         );
         assert_eq!(
             executable_block_offset(Arch::X86_64, &seg(0x2df0, 0x14, 8)),
-            -24
+            Some(-24)
         );
     }
 
@@ -160,13 +164,13 @@ mod tests {
         // vaddr = 8 mod 16: tlsoff = 16 + ((-8 - 16) mod 16) = 16 + 8 = 24
         assert_eq!(
             executable_block_offset(Arch::X86_64, &seg(0x1008, 16, 16)),
-            -24
+            Some(-24)
         );
     }
 
     #[test]
     fn aarch64_align_64_starts_at_tp_plus_64() {
-        let off = executable_block_offset(Arch::Aarch64, &seg(0x1fd40, 0x80, 0x40));
+        let off = executable_block_offset(Arch::Aarch64, &seg(0x1fd40, 0x80, 0x40)).unwrap();
         assert_eq!(off, 64, "S=0 at TP+64, not TP+16");
         assert_eq!(off + 0x40, 128);
     }
@@ -175,11 +179,11 @@ mod tests {
     fn aarch64_small_align_starts_at_tp_plus_16() {
         assert_eq!(
             executable_block_offset(Arch::Aarch64, &seg(0x1fdd8, 8, 8)),
-            16
+            Some(16)
         );
         assert_eq!(
             executable_block_offset(Arch::Aarch64, &seg(0x1fdd0, 8, 16)),
-            16
+            Some(16)
         );
     }
 
@@ -188,8 +192,51 @@ mod tests {
         // vaddr = 0x20 mod 64: tlsoff = 16 + ((0x20 - 16) mod 64) = 32
         assert_eq!(
             executable_block_offset(Arch::Aarch64, &seg(0x1fd60, 8, 64)),
-            32
+            Some(32)
         );
+    }
+
+    /// Crafted `PT_TLS` values: u64 extremes never panic (debug builds check overflow) and an
+    /// offset that does not fit an i64 is `None`, not a truncated number.
+    #[test]
+    fn crafted_segments_do_not_overflow() {
+        let max = u64::MAX;
+        // x86-64: tlsoff = memsz + residue, about 2^64: not an i64.
+        assert_eq!(executable_block_offset(Arch::X86_64, &seg(0, max, 1)), None);
+        assert_eq!(
+            executable_block_offset(Arch::X86_64, &seg(max, max, max)),
+            None
+        );
+        // Largest memsz that still fits: -(2^63) exactly (vaddr + memsz = 0 mod align).
+        assert_eq!(
+            executable_block_offset(Arch::X86_64, &seg(1 << 63, 1 << 63, 1)),
+            Some(i64::MIN)
+        );
+        // aarch64: 16 + (vaddr - 16) mod align < 16 + align; with align 2^64 - 1 past i64.
+        assert_eq!(
+            executable_block_offset(Arch::Aarch64, &seg(max - 1, 8, max)),
+            None
+        );
+        assert_eq!(
+            executable_block_offset(Arch::Aarch64, &seg(max, max, 0)),
+            Some(16),
+            "align 0 is read as 1"
+        );
+        // vaddr below 16 with a big alignment: the residue is taken modulo align, not negative.
+        assert_eq!(
+            executable_block_offset(Arch::Aarch64, &seg(0, 8, 1 << 40)),
+            Some(16 + (1 << 40) - 16)
+        );
+    }
+
+    #[test]
+    fn dtv_entry_and_counter_addresses_wrap_on_purpose() {
+        // Module ids and DTV pointers are target data: wrapping gives an address that is just
+        // unreadable, never a panic.
+        let g = dtv_layout(Arch::X86_64, Libc::Glibc);
+        assert_eq!(g.counter_addr(8), u64::MAX - 7);
+        assert_eq!(g.entry_addr(u64::MAX, 1), 15);
+        assert_eq!(g.entry_addr(0x1000, u64::MAX), 0x1000 - 16);
     }
 
     #[test]

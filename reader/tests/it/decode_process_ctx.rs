@@ -10,8 +10,15 @@ use context_reader::decode::proto::{
 };
 use context_reader::decode::thread_ctx::{decode_record, RecordLayout};
 use context_reader::decode::v1::{decode_v1_set, V1Limits};
+use context_reader::discovery::elf::Libc;
+use context_reader::discovery::tls::Arch;
 use context_reader::memory::ImageMemory;
-use context_reader::snapshot::{BackendKind, Bytes, ErrorKind, Format, Snapshot, ThreadSnapshot};
+use context_reader::plan::{ContextMapping, ReadPlan};
+use context_reader::session::read_process_context;
+use context_reader::snapshot::{
+    BackendKind, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot,
+    MAX_ERRORS_PER_FORMAT,
+};
 use proptest::prelude::*;
 use prost::Message;
 use rstest::rstest;
@@ -19,7 +26,7 @@ use serde_json::{json, Map, Value};
 
 use crate::fixtures::{
     av, av_array, av_int, av_kvlist, av_str, bare_resource_payload, entries, key_map_array, kv,
-    kv_str, pb_i64, pb_len, pb_varint, process_context_payload, CountingMemory, CtxHeader,
+    kv_str, pb_i64, pb_len, pb_varint, process_context_payload, varint, CountingMemory, CtxHeader,
     ImageBuilder, OtepRecord, Str, TimestampMemory, UNMAPPED,
 };
 
@@ -981,4 +988,209 @@ fn deeply_nested_payload_does_not_overflow_the_stack() {
         );
         assert_eq!(r, vec![]);
     }
+}
+
+// ---- hostile payloads that must not come out as a context (issue 11, defect 1) ----
+
+/// `AnyValue{array_value{values: [AnyValue{array_value{...}}]}}` nested `depth` times around an
+/// empty AnyValue. Built back to front so that 100 000 levels stay linear in time.
+fn nested_array_value(depth: usize) -> Vec<u8> {
+    let mut reversed: Vec<u8> = Vec::new();
+    for _ in 0..depth {
+        for field in [1u32, 5] {
+            // ArrayValue.values = 1, then AnyValue.array_value = 5, each a LEN field around it
+            let mut prefix = varint(u64::from(field << 3 | 2));
+            prefix.extend(varint(reversed.len() as u64));
+            reversed.extend(prefix.iter().rev());
+        }
+    }
+    reversed.reverse();
+    reversed
+}
+
+/// `ProcessContext{resource: Resource{attributes: [kv_bytes]}}` with `kv_bytes` as given.
+fn wrapped_key_value(kv_bytes: &[u8]) -> Vec<u8> {
+    pb_len(1, &pb_len(1, kv_bytes))
+}
+
+fn deep_resource_value(depth: usize) -> Vec<u8> {
+    wrapped_key_value(&[pb_len(1, b"deep"), pb_len(2, &nested_array_value(depth))].concat())
+}
+
+/// A key whose length prefix claims `claimed` bytes and is followed by only 3.
+fn lying_key_length(claimed: u64) -> Vec<u8> {
+    let mut kv = vec![0x0a];
+    kv.extend(varint(claimed));
+    kv.extend_from_slice(b"key");
+    wrapped_key_value(&kv)
+}
+
+#[rstest]
+#[case::any_value_nested_100_000_deep(deep_resource_value(100_000))]
+#[case::any_value_nested_past_the_recursion_limit(deep_resource_value(200))]
+#[case::key_length_prefix_2_pow_62(lying_key_length(1 << 62))]
+#[case::key_length_prefix_one_past_the_end(lying_key_length(4))]
+#[case::value_length_prefix_2_pow_62(wrapped_key_value(&[pb_len(1, b"k"), vec![0x12], varint(1 << 62), b"v".to_vec()].concat()))]
+fn broken_process_context_is_bad_payload_not_a_resource(#[case] payload: Vec<u8>) {
+    assert!(
+        decode_payload(&payload).is_err(),
+        "a ProcessContext that does not decode must not be re-read as a bare Resource"
+    );
+    let (mem, start) = image_with(&CtxHeader::for_payload(&payload, TS), &payload);
+    let e = expect_error(read_mapping(&mem, start, MEMFD, DEFAULT_MAX_PAYLOAD));
+    assert_eq!(e.kind, ErrorKind::BadPayload, "{e:?}");
+    assert!(
+        e.detail.starts_with(&format!("payload of {MEMFD}: ")),
+        "{e:?}"
+    );
+}
+
+/// The fallback still takes a bare `Resource` that is not a valid `ProcessContext` and whose keys
+/// are odd but start like a name: not UTF-8, or with a control byte after the first.
+#[rstest]
+#[case::latin1_key(vec![KeyValueMsg { key: b"cl\xe9".to_vec(), value: Some(av_str("v")) }])]
+#[case::control_byte_inside(vec![kv_str("odd\x01key", "v"), kv_str("service.name", "s")])]
+fn bare_resource_with_odd_keys_still_decodes(#[case] resource: Vec<KeyValueMsg>) {
+    let payload = bare_resource_payload(resource.clone());
+    assert!(ProcessContextMsg::decode(payload.as_slice()).is_err());
+    let (r, a) = decode_payload(&payload).expect("a bare Resource decodes");
+    assert_eq!(r, resource);
+    assert_eq!(a, vec![]);
+}
+
+// ---- several context mappings (issue 11, defect 6) ----
+
+/// One candidate mapping of a plan: what the writer put there.
+#[derive(Clone, Copy, Debug)]
+enum Candidate {
+    /// A valid context whose `service.name` is the given string.
+    Valid(&'static str),
+    /// `OTEL_CTY`: a look-alike, legal and silent.
+    BadSignature,
+    /// Version 1: a look-alike, legal and silent.
+    VersionOne,
+    /// Timestamp 0: a publication in progress, legal and silent.
+    InProgress,
+    /// `payload_size` 0: a broken context, one `bad_header` error.
+    Broken,
+}
+
+/// A plan whose candidate mappings are `candidates`, in that order, named `[anon:OTEL_CTX]` for
+/// even positions and the memfd name for odd ones; returns the memory and each mapping's start.
+fn plan_with_candidates(candidates: &[Candidate]) -> (ImageMemory, ReadPlan, Vec<(u64, String)>) {
+    let mut img = ImageBuilder::new();
+    let mut mappings = Vec::new();
+    for (i, c) in candidates.iter().enumerate() {
+        let service = match c {
+            Candidate::Valid(s) => s,
+            _ => "decoy",
+        };
+        let payload = process_context_payload(vec![kv_str("service.name", service)], vec![]);
+        let mut h = CtxHeader::for_payload(&payload, TS);
+        match c {
+            Candidate::Valid(_) => {}
+            Candidate::BadSignature => h.signature = *b"OTEL_CTY",
+            Candidate::VersionOne => h.version = 1,
+            Candidate::InProgress => h.published_at_ns = 0,
+            Candidate::Broken => h.payload_size = Some(0),
+        }
+        let (start, _) = img.process_context(&h, &payload);
+        let name = if i % 2 == 0 { "[anon:OTEL_CTX]" } else { MEMFD };
+        mappings.push((start, name.to_string()));
+    }
+    let plan = ReadPlan {
+        pid: 1,
+        arch: Arch::host(),
+        libc: Libc::Glibc,
+        v1: vec![],
+        v2: vec![],
+        context_mappings: mappings
+            .iter()
+            .map(|(start, name)| ContextMapping {
+                start: *start,
+                end: start + 4096,
+                name: name.clone(),
+            })
+            .collect(),
+        errors: vec![],
+    };
+    (img.build(), plan, mappings)
+}
+
+#[rstest]
+#[case::one_valid(&[Candidate::Valid("real")], 0, &[])]
+#[case::decoys_then_valid(
+    &[Candidate::BadSignature, Candidate::VersionOne, Candidate::InProgress, Candidate::Valid("real")],
+    3,
+    &[]
+)]
+#[case::valid_then_decoys(&[Candidate::Valid("real"), Candidate::BadSignature, Candidate::VersionOne], 0, &[])]
+#[case::two_valid(&[Candidate::Valid("real"), Candidate::Valid("other")], 0, &[1])]
+#[case::two_valid_around_decoys(
+    &[Candidate::VersionOne, Candidate::Valid("real"), Candidate::BadSignature, Candidate::Valid("other")],
+    1,
+    &[3]
+)]
+#[case::three_valid(&[Candidate::Valid("real"), Candidate::Valid("b"), Candidate::Valid("c")], 0, &[1, 2])]
+fn first_valid_mapping_wins_and_every_other_valid_one_is_named(
+    #[case] candidates: &[Candidate],
+    #[case] reported: usize,
+    #[case] ignored: &[usize],
+) {
+    let (mem, plan, mappings) = plan_with_candidates(candidates);
+    let mut errors = Vec::new();
+    let (context, keys) = read_process_context(&mem, &plan, DEFAULT_MAX_PAYLOAD, &mut errors);
+    let context = context.expect("a valid context is reported");
+    assert_eq!(context.resource["service.name"], json!("real"));
+    assert_eq!(context.mapping, mappings[reported].1);
+    assert_eq!(keys.keys, vec![]);
+    let expected: Vec<ReadError> = ignored
+        .iter()
+        .map(|&i| {
+            let (start, name) = &mappings[i];
+            let (first_start, first_name) = &mappings[reported];
+            ReadError::new(
+                Format::ProcessContext,
+                ErrorKind::Ambiguous,
+                format!(
+                    "another valid context mapping, {name} at {start:#x}, is ignored: the one \
+                     reported is {first_name} at {first_start:#x}"
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(errors, expected);
+}
+
+#[test]
+fn ambiguous_error_serialises_as_snake_case() {
+    let e = ReadError::new(Format::ProcessContext, ErrorKind::Ambiguous, "x");
+    assert_eq!(
+        serde_json::to_value(&e).unwrap(),
+        json!({"format": "process_context", "kind": "ambiguous", "detail": "x"})
+    );
+}
+
+/// Process-level errors are bounded like a thread's: 20 broken mappings then 20 more valid ones
+/// give the first 8 entries (all `bad_header`) and one `omitted` entry counting the other 32.
+#[test]
+fn process_level_errors_are_bounded() {
+    let mut candidates = vec![Candidate::Valid("real")];
+    candidates.extend([Candidate::Broken; 20]);
+    candidates.extend([Candidate::Valid("other"); 20]);
+    let (mem, plan, _) = plan_with_candidates(&candidates);
+    let mut errors = Vec::new();
+    let (context, _) = read_process_context(&mem, &plan, DEFAULT_MAX_PAYLOAD, &mut errors);
+    assert_eq!(
+        context.expect("the first is reported").resource["service.name"],
+        json!("real")
+    );
+    assert_eq!(errors.len(), MAX_ERRORS_PER_FORMAT + 1, "{errors:?}");
+    assert!(errors[..MAX_ERRORS_PER_FORMAT]
+        .iter()
+        .all(|e| e.kind == ErrorKind::BadHeader));
+    assert_eq!(
+        errors[MAX_ERRORS_PER_FORMAT],
+        ReadError::omitted(Format::ProcessContext, 40 - MAX_ERRORS_PER_FORMAT as u64)
+    );
 }

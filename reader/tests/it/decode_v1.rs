@@ -3,15 +3,20 @@
 
 use context_reader::decode::v1::{decode_v0_inline, decode_v1_set, V1Limits};
 use context_reader::decode::Decoded;
+use context_reader::discovery::elf::Libc;
+use context_reader::discovery::tls::Arch;
 use context_reader::memory::ImageMemory;
+use context_reader::plan::{ReadPlan, Resolution, SlotPlan, SlotRule, V1Layout, V1Plan};
+use context_reader::read::read_thread;
 use context_reader::snapshot::{
-    BackendKind, Bytes, ErrorKind, Format, Snapshot, ThreadSnapshot, V1Labels,
+    BackendKind, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot, V1Labels,
+    MAX_ERRORS_PER_FORMAT,
 };
 use proptest::prelude::*;
 use rstest::rstest;
 use serde_json::json;
 
-use crate::fixtures::{CountingMemory, ImageBuilder, Str, UNMAPPED};
+use crate::fixtures::{words, CountingMemory, ImageBuilder, Str, UNMAPPED};
 
 type Pair = (Vec<u8>, Vec<u8>);
 
@@ -618,4 +623,104 @@ proptest! {
         prop_assert_eq!(&d.errors, &vec![]);
         prop_assert_eq!(labels_of(&d), expected);
     }
+}
+
+// ---- error amplification (issue 11, defect 4) ----
+
+/// `n` labels whose key is present and whose value pointer is NULL: one error each.
+fn bad_label_set(img: &mut ImageBuilder, n: usize) -> u64 {
+    let labels: Vec<(Str, Str)> = (0..n)
+        .map(|i| (t(&format!("k{i}")), Str::Null { len: 1 }))
+        .collect();
+    img.label_set(&labels)
+}
+
+#[test]
+fn errors_of_one_set_are_bounded_and_the_rest_counted() {
+    let mut img = ImageBuilder::new();
+    let set = bad_label_set(&mut img, 4096);
+    let d = decode_v1_set(&img.build(), set, &V1Limits::default());
+    assert_eq!(d.value.as_ref().map(|v| v.labels.len()), Some(0));
+    assert_eq!(d.errors.len(), MAX_ERRORS_PER_FORMAT + 1);
+    for (i, e) in d.errors[..MAX_ERRORS_PER_FORMAT].iter().enumerate() {
+        assert_eq!(
+            (e.format, e.kind, e.detail.as_str()),
+            (
+                Format::V1,
+                ErrorKind::Unreadable,
+                format!("label {i}: key present but value pointer is NULL").as_str()
+            )
+        );
+    }
+    assert_eq!(
+        d.errors[MAX_ERRORS_PER_FORMAT],
+        ReadError::omitted(Format::V1, 4096 - MAX_ERRORS_PER_FORMAT as u64)
+    );
+}
+
+/// The issue's case, 200 threads with 4,096 bad labels each, through `read_thread` with the set
+/// defined by two modules: each thread lists 8 errors and one `omitted` entry counting the other
+/// 2 x 4,096 - 8, so the snapshot holds 200 x 9 entries instead of 1,638,400.
+#[test]
+fn snapshot_of_200_threads_with_4096_bad_labels_each_is_bounded() {
+    let mut img = ImageBuilder::new();
+    let set = bad_label_set(&mut img, 4096);
+    // TLS slots: TP-relative offsets 0 (first module) and 8 (second), one TP per thread.
+    let mut tps = Vec::new();
+    for _ in 0..200 {
+        tps.push(img.alloc(&words(&[set, set])));
+    }
+    let mem = img.build();
+    let slot = |module: &str, offset: i64| V1Plan {
+        slot: SlotPlan {
+            module: module.into(),
+            symbol: "custom_labels_current_set".into(),
+            rule: SlotRule::TpRelative { offset },
+            resolution: Resolution::InitialExecGot,
+        },
+        layout: V1Layout::Pointer,
+    };
+    let plan = ReadPlan {
+        pid: 1,
+        arch: Arch::host(),
+        libc: Libc::Glibc,
+        v1: vec![slot("/a.so", 0), slot("/b.so", 8)],
+        v2: vec![],
+        context_mappings: vec![],
+        errors: vec![],
+    };
+    let threads: Vec<ThreadSnapshot> = tps
+        .iter()
+        .enumerate()
+        .map(|(i, tp)| {
+            let mut th = ThreadSnapshot::new(i as i32 + 1, Bytes::from("w"));
+            read_thread(
+                &mem,
+                *tp,
+                &plan,
+                &Default::default(),
+                &V1Limits::default(),
+                &mut th,
+            );
+            th
+        })
+        .collect();
+    let mut snap = Snapshot {
+        pid: 1,
+        backend: BackendKind::Ptrace,
+        process_context: None,
+        threads,
+        errors: vec![],
+    };
+    snap.normalise();
+    for th in &snap.threads {
+        assert_eq!(th.errors.len(), MAX_ERRORS_PER_FORMAT + 1, "tid {}", th.tid);
+        assert_eq!(
+            th.errors[MAX_ERRORS_PER_FORMAT],
+            ReadError::omitted(Format::V1, 2 * 4096 - MAX_ERRORS_PER_FORMAT as u64)
+        );
+        assert_eq!(th.other_modules.len(), 1);
+    }
+    let total: usize = snap.threads.iter().map(|t| t.errors.len()).sum();
+    assert_eq!(total, 200 * 9);
 }

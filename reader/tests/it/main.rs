@@ -4,5 +4,6 @@ mod decode_thread_ctx;
 mod decode_v1;
 mod ebpf;
 mod fixtures;
+mod fuzz;
 mod ptrace;
 mod writer;
