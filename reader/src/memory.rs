@@ -28,6 +28,23 @@ impl MemoryError {
 pub trait Memory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
 
+    /// Reads several ranges at once; entry `i` of the result says whether `reqs[i]` was filled.
+    /// A failed range leaves the others unaffected. Live processes do this in one system call
+    /// (one dependency level of a thread's records); the default reads one range at a time.
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), MemoryError>> {
+        reqs.iter_mut()
+            .map(|(addr, buf)| self.read(*addr, buf))
+            .collect()
+    }
+
+    /// Reads at least `min` bytes at `addr` and as many more of `buf` as the address space
+    /// gives in the same read; returns how many were filled. The default reads exactly `min`;
+    /// a live process fills up to the first unreadable page in one system call.
+    fn read_upto(&self, addr: u64, buf: &mut [u8], min: usize) -> Result<usize, MemoryError> {
+        let min = min.min(buf.len());
+        self.read(addr, &mut buf[..min]).map(|()| min)
+    }
+
     fn read_u8(&self, addr: u64) -> Result<u8, MemoryError> {
         let mut b = [0u8; 1];
         self.read(addr, &mut b)?;
@@ -59,6 +76,12 @@ pub trait Memory {
 impl<M: Memory + ?Sized> Memory for &M {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         (**self).read(addr, buf)
+    }
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), MemoryError>> {
+        (**self).read_many(reqs)
+    }
+    fn read_upto(&self, addr: u64, buf: &mut [u8], min: usize) -> Result<usize, MemoryError> {
+        (**self).read_upto(addr, buf, min)
     }
 }
 
@@ -150,6 +173,18 @@ mod tests {
         assert!(m.read(0x1003, &mut [0u8; 4]).is_err());
         assert!(m.read(0xfff, &mut [0u8; 1]).is_err());
         assert!(m.read(u64::MAX, &mut [0u8; 2]).is_err());
+    }
+
+    #[test]
+    fn read_many_reports_each_range() {
+        let mut m = ImageMemory::new();
+        m.insert(0x1000, vec![1, 2, 3, 4]);
+        let (mut a, mut b, mut c) = ([0u8; 2], [0u8; 8], [0u8; 0]);
+        let results = m.read_many(&mut [(0x1002, &mut a), (0x1000, &mut b), (0x9000, &mut c)]);
+        assert_eq!(a, [3, 4]);
+        assert!(results[0].is_ok());
+        assert_eq!(results[1].as_ref().unwrap_err().addr, 0x1000);
+        assert!(results[2].is_ok(), "an empty range is always readable");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::decode::process_ctx::ThreadKeyMap;
 use crate::decode::thread_ctx::{decode_record, RecordLayout};
 use crate::decode::v1::{decode_v0_inline, decode_v1_set, V1Limits};
 use crate::decode::Decoded;
-use crate::memory::Memory;
+use crate::memory::{Memory, MemoryError};
 use crate::plan::{ReadPlan, SlotPlan, SlotRule, V1Layout};
 use crate::snapshot::{
     ErrorKind, Format, ModuleContext, ReadError, ThreadContext, ThreadSnapshot, V1Labels,
@@ -46,42 +46,73 @@ pub fn slot_address(mem: &dyn Memory, tp: u64, rule: &SlotRule) -> Result<Option
     }
 }
 
-fn slot_value(
-    mem: &dyn Memory,
-    tp: u64,
-    slot: &SlotPlan,
-    format: Format,
-) -> Result<Option<u64>, ReadError> {
-    let Some(addr) = slot_address(mem, tp, &slot.rule)? else {
-        return Ok(None);
+/// A slot's address and the word read there, or why there is none.
+type SlotWord = Result<Option<(u64, Result<u64, MemoryError>)>, ReadError>;
+
+/// Every slot word of one thread, in plan order (v1 then v2), with one batched read.
+fn slot_words(mem: &dyn Memory, tp: u64, slots: &[&SlotPlan]) -> Vec<SlotWord> {
+    let addrs: Vec<Result<Option<u64>, ReadError>> = slots
+        .iter()
+        .map(|s| slot_address(mem, tp, &s.rule))
+        .collect();
+    let mut words = vec![[0u8; 8]; slots.len()];
+    let results = {
+        let mut reqs: Vec<(u64, &mut [u8])> = addrs
+            .iter()
+            .zip(words.iter_mut())
+            .filter_map(|(a, w)| match a {
+                Ok(Some(addr)) => Some((*addr, &mut w[..])),
+                _ => None,
+            })
+            .collect();
+        mem.read_many(&mut reqs)
     };
-    mem.read_u64(addr).map(Some).map_err(|e| {
-        ReadError::new(
+    let mut results = results.into_iter();
+    addrs
+        .into_iter()
+        .zip(words)
+        .map(|(a, w)| {
+            a.map(|a| {
+                a.map(|addr| {
+                    let r = results.next().expect("one result per request");
+                    (addr, r.map(|()| u64::from_le_bytes(w)))
+                })
+            })
+        })
+        .collect()
+}
+
+fn slot_value(slot_word: &SlotWord, slot: &SlotPlan, format: Format) -> Result<Option<u64>, ReadError> {
+    match slot_word {
+        Err(e) => Err(e.clone()),
+        Ok(None) => Ok(None),
+        Ok(Some((_, Ok(v)))) => Ok(Some(*v)),
+        Ok(Some((_, Err(e)))) => Err(ReadError::new(
             format,
             ErrorKind::Unreadable,
             format!("{} slot of {}: {e}", slot.symbol, slot.module),
-        )
-    })
+        )),
+    }
 }
 
 fn read_v1(
     mem: &dyn Memory,
-    tp: u64,
+    slot_word: &SlotWord,
     slot: &SlotPlan,
     layout: V1Layout,
     limits: &V1Limits,
 ) -> Decoded<V1Labels> {
     match layout {
-        V1Layout::Pointer => match slot_value(mem, tp, slot, Format::V1) {
+        V1Layout::Pointer => match slot_value(slot_word, slot, Format::V1) {
             Ok(Some(set)) if set != 0 => decode_v1_set(mem, set, limits),
             Ok(_) => Decoded::none(),
             Err(e) => Decoded::err(e),
         },
-        V1Layout::Inline => match slot_address(mem, tp, &slot.rule) {
-            Ok(Some(addr)) => match mem.read_u64(addr) {
+        V1Layout::Inline => match slot_word {
+            Ok(Some((addr, word))) => match word {
                 // storage NULL: nothing installed
                 Ok(0) => Decoded::none(),
-                Ok(_) => decode_v0_inline(mem, addr, limits),
+                Ok(_) => decode_v0_inline(mem, *addr, limits),
                 Err(e) => Decoded::err(ReadError::new(
                     Format::V1,
                     ErrorKind::Unreadable,
@@ -89,7 +120,7 @@ fn read_v1(
                 )),
             },
             Ok(None) => Decoded::none(),
-            Err(e) => Decoded::err(e),
+            Err(e) => Decoded::err(e.clone()),
         },
     }
 }
@@ -109,13 +140,13 @@ pub fn effective_layout(layout: RecordLayout, keys: &ThreadKeyMap) -> RecordLayo
 
 fn read_v2(
     mem: &dyn Memory,
-    tp: u64,
+    slot_word: &SlotWord,
     slot: &SlotPlan,
     layout: RecordLayout,
     keys: &ThreadKeyMap,
 ) -> Decoded<ThreadContext> {
     let layout = effective_layout(layout, keys);
-    match slot_value(mem, tp, slot, Format::V2) {
+    match slot_value(slot_word, slot, Format::V2) {
         Ok(Some(record)) if record != 0 => decode_record(mem, record, layout, &keys.keys),
         Ok(_) => Decoded::none(),
         Err(e) => Decoded::err(e),
@@ -123,7 +154,8 @@ fn read_v2(
 }
 
 /// Fills `thread` with what the plan finds for thread pointer `tp`. The first module defining a
-/// format gives `v1`/`v2`; further modules go to `other_modules`.
+/// format gives `v1`/`v2`; further modules go to `other_modules`. The slot words of all formats
+/// are read together, then each format's records level by level.
 pub fn read_thread(
     mem: &dyn Memory,
     tp: u64,
@@ -132,8 +164,16 @@ pub fn read_thread(
     limits: &V1Limits,
     thread: &mut ThreadSnapshot,
 ) {
-    for (i, p) in plan.v1.iter().enumerate() {
-        let d = read_v1(mem, tp, &p.slot, p.layout, limits);
+    let slots: Vec<&SlotPlan> = plan
+        .v1
+        .iter()
+        .map(|p| &p.slot)
+        .chain(plan.v2.iter().map(|p| &p.slot))
+        .collect();
+    let words = slot_words(mem, tp, &slots);
+    let (v1_words, v2_words) = words.split_at(plan.v1.len());
+    for (i, (p, word)) in plan.v1.iter().zip(v1_words).enumerate() {
+        let d = read_v1(mem, word, &p.slot, p.layout, limits);
         thread.errors.extend(d.errors);
         if i == 0 {
             thread.v1 = d.value;
@@ -141,8 +181,8 @@ pub fn read_thread(
             other(thread, &p.slot).v1 = d.value;
         }
     }
-    for (i, p) in plan.v2.iter().enumerate() {
-        let d = read_v2(mem, tp, &p.slot, p.layout, keys);
+    for (i, (p, word)) in plan.v2.iter().zip(v2_words).enumerate() {
+        let d = read_v2(mem, word, &p.slot, p.layout, keys);
         thread.errors.extend(d.errors);
         if i == 0 {
             thread.v2 = d.value;

@@ -45,26 +45,36 @@ pub fn decode_record(
     }
 }
 
+/// How much of an OTEP 4947 record is read with its header when the address space allows (the
+/// size writers allocate), so that header and attributes usually come in one read.
+pub const OTEP_SPECULATIVE_READ: usize = 640;
+
 fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Option<Bytes>]) -> Decoded<ThreadContext> {
-    let mut header = [0u8; OTEP_HEADER_SIZE];
-    if let Err(e) = mem.read(record, &mut header) {
-        return Decoded::err(err(ErrorKind::Unreadable, format!("record header: {e}")));
-    }
+    let mut buf = [0u8; OTEP_SPECULATIVE_READ];
+    let got = match mem.read_upto(record, &mut buf, OTEP_HEADER_SIZE) {
+        Ok(n) => n,
+        Err(e) => return Decoded::err(err(ErrorKind::Unreadable, format!("record header: {e}"))),
+    };
+    let header: [u8; OTEP_HEADER_SIZE] = buf[..OTEP_HEADER_SIZE].try_into().expect("28 bytes");
     if header[24] != 1 {
         return Decoded::none(); // valid != 1: the writer says "ignore me"; legal
     }
     let attrs_size = u16::from_le_bytes([header[26], header[27]]) as usize;
-    let attrs = match mem.read_vec(record + OTEP_HEADER_SIZE as u64, attrs_size) {
-        Ok(a) => a,
-        Err(e) => {
-            return Decoded::err(err(
-                ErrorKind::Unreadable,
-                format!("{attrs_size} bytes of attrs_data: {e}"),
-            ))
+    let attrs = if OTEP_HEADER_SIZE + attrs_size <= got {
+        buf[OTEP_HEADER_SIZE..OTEP_HEADER_SIZE + attrs_size].to_vec()
+    } else {
+        match mem.read_vec(record.wrapping_add(OTEP_HEADER_SIZE as u64), attrs_size) {
+            Ok(a) => a,
+            Err(e) => {
+                return Decoded::err(err(
+                    ErrorKind::Unreadable,
+                    format!("{attrs_size} bytes of attrs_data: {e}"),
+                ))
+            }
         }
     };
     // Cheap insurance against a record changed under us (pitfall 2).
-    if let Err(e) = still_valid(mem, record + OTEP_VALID_OFFSET) {
+    if let Err(e) = still_valid(mem, record.wrapping_add(OTEP_VALID_OFFSET)) {
         return Decoded::err(e);
     }
     let mut errors = Vec::new();
