@@ -119,7 +119,9 @@ fn main() {
         .and_then(|tool| {
             std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
             let mut cmd = tool.to_command();
-            cmd.args(["-O1", "-o"]).arg(&tracer).arg(c_dir.join("tracer.c"));
+            cmd.args(["-O1", "-o"])
+                .arg(&tracer)
+                .arg(c_dir.join("tracer.c"));
             run(cmd)
         });
     let error_file = out.join("tracer.error");
@@ -128,7 +130,10 @@ fn main() {
             let _ = std::fs::remove_file(&error_file);
         }
         Err(e) => {
-            println!("cargo:warning=test helper tracer not built: {}", e.lines().next().unwrap_or(""));
+            println!(
+                "cargo:warning=test helper tracer not built: {}",
+                e.lines().next().unwrap_or("")
+            );
             std::fs::write(&error_file, e).expect("OUT_DIR is writable");
         }
     }

@@ -2,10 +2,12 @@
 //! then the records behind it. Shared by every backend, so ptrace and eBPF decode alike.
 
 use crate::decode::process_ctx::ThreadKeyMap;
-use crate::decode::thread_ctx::{decode_record, RecordLayout};
-use crate::decode::v1::{decode_v0_inline, decode_v1_set, V1Limits};
+use crate::decode::thread_ctx::{
+    decode_record, RecordLayout, DRAFT_HEADER_SIZE, OTEP_HEADER_SIZE, OTEP_SPECULATIVE_READ,
+};
+use crate::decode::v1::{decode_v0_inline, decode_v1_set, V1Limits, LABELSET_SIZE};
 use crate::decode::Decoded;
-use crate::memory::{Memory, MemoryError};
+use crate::memory::{Memory, MemoryError, Prefetched};
 use crate::plan::{ReadPlan, SlotPlan, SlotRule, V1Layout};
 use crate::snapshot::{
     ErrorKind, Format, ModuleContext, ReadError, ThreadContext, ThreadSnapshot, V1Labels,
@@ -82,7 +84,11 @@ fn slot_words(mem: &dyn Memory, tp: u64, slots: &[&SlotPlan]) -> Vec<SlotWord> {
         .collect()
 }
 
-fn slot_value(slot_word: &SlotWord, slot: &SlotPlan, format: Format) -> Result<Option<u64>, ReadError> {
+fn slot_value(
+    slot_word: &SlotWord,
+    slot: &SlotPlan,
+    format: Format,
+) -> Result<Option<u64>, ReadError> {
     match slot_word {
         Err(e) => Err(e.clone()),
         Ok(None) => Ok(None),
@@ -172,6 +178,32 @@ pub fn read_thread(
         .collect();
     let words = slot_words(mem, tp, &slots);
     let (v1_words, v2_words) = words.split_at(plan.v1.len());
+    // Next level, for every format at once: the label-set headers and the records (with room
+    // for their attributes) the slots point to.
+    let mut ranges = Vec::new();
+    for (p, word) in plan.v1.iter().zip(v1_words) {
+        if let (V1Layout::Pointer, Ok(Some((_, Ok(set))))) = (p.layout, word) {
+            if *set != 0 {
+                ranges.push((*set, LABELSET_SIZE));
+            }
+        }
+    }
+    for (p, word) in plan.v2.iter().zip(v2_words) {
+        if let Ok(Some((_, Ok(record)))) = word {
+            if *record != 0 {
+                let len = match effective_layout(p.layout, keys) {
+                    RecordLayout::Otep4947 => otep_prefetch_len(*record),
+                    RecordLayout::Draft => DRAFT_HEADER_SIZE,
+                };
+                ranges.push((*record, len));
+            }
+        }
+    }
+    let mut prefetched = Prefetched::new(mem);
+    if ranges.len() > 1 {
+        prefetched.fetch(&ranges);
+    }
+    let mem: &dyn Memory = &prefetched;
     for (i, (p, word)) in plan.v1.iter().zip(v1_words).enumerate() {
         let d = read_v1(mem, word, &p.slot, p.layout, limits);
         thread.errors.extend(d.errors);
@@ -190,6 +222,15 @@ pub fn read_thread(
             other(thread, &p.slot).v2 = d.value;
         }
     }
+}
+
+/// A record's header and up to `OTEP_SPECULATIVE_READ` bytes of it, not past the page the header
+/// ends in (the rest of that page is mapped when the header is).
+fn otep_prefetch_len(record: u64) -> usize {
+    const PAGE: u64 = 4096;
+    let header_end = record.wrapping_add(OTEP_HEADER_SIZE as u64 - 1);
+    let to_page_end = PAGE - (header_end % PAGE) + OTEP_HEADER_SIZE as u64 - 1;
+    to_page_end.min(OTEP_SPECULATIVE_READ as u64) as usize
 }
 
 fn other<'a>(thread: &'a mut ThreadSnapshot, slot: &SlotPlan) -> &'a mut ModuleContext {

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::ptrace::{process_exited, walk_threads, Fault, StopStats, ThreadCache, WalkError};
+use crate::backend::ptrace::{
+    process_exited, walk_threads, Fault, StopStats, ThreadCache, WalkError,
+};
 use crate::backend::sys::{self, ProcessMemory};
 use crate::decode::process_ctx::{read_mapping, MappingRead, ThreadKeyMap, DEFAULT_MAX_PAYLOAD};
 use crate::decode::v1::V1Limits;

@@ -132,7 +132,10 @@ enum MemberState {
 #[derive(Debug)]
 pub enum BatchEvent {
     /// Member `index` (thread `tid`) is stopped.
-    Stopped { index: usize, tid: i32 },
+    Stopped {
+        index: usize,
+        tid: i32,
+    },
     /// The thread exited before it stopped.
     Exited(i32),
     Failed(i32, &'static str, Errno),
@@ -359,7 +362,9 @@ impl ThreadCache {
     fn probe(&mut self, pid: i32, tid: i32) -> Option<(ThreadStat, &CachedThread)> {
         let fresh = |c: &CachedThread| match &c.stat {
             Some(f) => read_stat(f),
-            None => File::open(stat_path(pid, tid)).ok().and_then(|f| read_stat(&f)),
+            None => File::open(stat_path(pid, tid))
+                .ok()
+                .and_then(|f| read_stat(&f)),
         };
         let cached = self.threads.get(&tid).and_then(|c| {
             let stat = fresh(c)?;
@@ -525,26 +530,27 @@ impl<F: FnMut(u64, &mut ThreadSnapshot)> Walk<'_, F> {
     fn stop_failed(&mut self, tid: i32, e: StopError) -> Result<(), WalkError> {
         match e {
             StopError::Exited => self.vanished(tid),
-            StopError::Permission(e) => match why_refused(self.pid, tid, e) {
-                Refusal::Exited => self.vanished(tid),
-                Refusal::Traced { tracer } => {
-                    let name = std::fs::read_to_string(format!("/proc/{tracer}/comm"))
-                        .map(|n| format!(" ({})", n.trim_end()))
-                        .unwrap_or_default();
-                    self.failed(
+            StopError::Permission(e) => {
+                match why_refused(self.pid, tid, e) {
+                    Refusal::Exited => self.vanished(tid),
+                    Refusal::Traced { tracer } => {
+                        let name = std::fs::read_to_string(format!("/proc/{tracer}/comm"))
+                            .map(|n| format!(" ({})", n.trim_end()))
+                            .unwrap_or_default();
+                        self.failed(
                         tid,
                         format!("thread {tid} is traced by another tracer: TracerPid {tracer}{name}"),
                     );
+                    }
+                    Refusal::Permission(e) if self.seized_any => {
+                        self.failed(tid, format!("PTRACE_SEIZE on thread {tid}: {}", e.desc()))
+                    }
+                    Refusal::Permission(_) if process_exited(self.pid) => {
+                        return Err(WalkError::ProcessExited)
+                    }
+                    Refusal::Permission(e) => return Err(WalkError::Permission(e)),
                 }
-                Refusal::Permission(e) if self.seized_any => self.failed(
-                    tid,
-                    format!("PTRACE_SEIZE on thread {tid}: {}", e.desc()),
-                ),
-                Refusal::Permission(_) if process_exited(self.pid) => {
-                    return Err(WalkError::ProcessExited)
-                }
-                Refusal::Permission(e) => return Err(WalkError::Permission(e)),
-            },
+            }
             StopError::Other(call, e) => {
                 self.failed(tid, format!("{call} on thread {tid}: {}", e.desc()))
             }

@@ -167,7 +167,8 @@ fn decode_draft(
 
 /// Re-reads `valid` after the copy: anything but 1 now means the record changed under us.
 fn still_valid(mem: &dyn Memory, valid_at: u64) -> Result<(), ReadError> {
-    match mem.read_u8(valid_at) {
+    let mut valid = [0u8; 1];
+    match mem.read_again(valid_at, &mut valid).map(|()| valid[0]) {
         Ok(1) => Ok(()),
         Ok(v) => Err(err(
             ErrorKind::Torn,

@@ -135,8 +135,12 @@ fn decode_entries(
     };
     let mut plans = Vec::new();
     for (index, entry) in entries.chunks_exact(LABEL_SIZE as usize).enumerate() {
-        let (key_len, key_buf, value_len, value_buf) =
-            (word(entry, 0), word(entry, 1), word(entry, 2), word(entry, 3));
+        let (key_len, key_buf, value_len, value_buf) = (
+            word(entry, 0),
+            word(entry, 1),
+            word(entry, 2),
+            word(entry, 3),
+        );
         if key_buf == 0 {
             continue; // rule 3: a hidden entry (also the middle of a careful delete)
         }
@@ -155,7 +159,10 @@ fn decode_entries(
         let i = slot?;
         match &mut results[i] {
             Ok(bytes) => Ok(std::mem::take(bytes)),
-            Err(e) => Err(err(ErrorKind::Unreadable, format!("label {index}: {what}: {e}"))),
+            Err(e) => Err(err(
+                ErrorKind::Unreadable,
+                format!("label {index}: {what}: {e}"),
+            )),
         }
     };
     let mut seen: HashSet<Vec<u8>> = HashSet::new();

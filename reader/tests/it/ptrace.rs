@@ -50,8 +50,9 @@ fn stopped_or_traced_threads(pid: i32) -> Vec<String> {
     let mut bad = Vec::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let tid = entry.unwrap().file_name().to_string_lossy().into_owned();
-        let status =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+            continue; // exited since the listing (thread churn)
+        };
         let field = |name: &str| {
             status
                 .lines()
@@ -124,7 +125,13 @@ fn busy_threads_run_again_after_a_batch_fails_half_way(#[case] fault: Fault) {
         stats.stops.batched > 0,
         "busy threads are read in batches: {stats:?}"
     );
-    let name: String = exe.file_name().unwrap().to_string_lossy().chars().take(15).collect();
+    let name: String = exe
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect();
     let mut got = snapshot.to_json();
     got["process_context"]
         .as_object_mut()
@@ -193,7 +200,7 @@ fn a_thread_churning_process_is_read_snapshot_after_snapshot() {
         &["--threads", "2", "--churn", "4"],
     );
     let mut session = Session::new(writer.pid(), SnapshotOptions::default()).expect("session");
-    for i in 0..60 {
+    for i in 0..150 {
         let (snapshot, _) = session
             .snapshot()
             .unwrap_or_else(|e| panic!("snapshot {i} failed: {e}"));
@@ -221,9 +228,11 @@ fn an_exited_process_is_not_a_permission_error() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
         .expect("kill");
     // Not reaped (the writer is waited for on drop): wait for the zombie.
-    while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
-    {
+    while !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    }) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let outcome = take_snapshot(pid, &SnapshotOptions::default());
