@@ -286,23 +286,42 @@ pub fn thread_name(pid: i32, tid: i32) -> Bytes {
     Bytes(name)
 }
 
-/// Scheduler state (field 3) and start time (field 22) of `/proc/PID/task/TID/stat`.
+/// Name (field 2), scheduler state (field 3) and start time (field 22) of
+/// `/proc/PID/task/TID/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadStat {
     pub state: u8,
     pub start_time: u64,
+    name: [u8; 16],
+    name_len: usize,
 }
 
 impl ThreadStat {
     pub fn parse(text: &[u8]) -> Option<ThreadStat> {
-        // The name (field 2) is in parentheses and may itself contain ')' and spaces.
+        // The name is in parentheses and may itself contain ')' and spaces: it ends at the last
+        // ')'. The kernel prints it unescaped, as in `comm`.
+        let open = text.iter().position(|b| *b == b'(')?;
         let close = text.iter().rposition(|b| *b == b')')?;
+        let raw = text.get(open + 1..close)?;
+        let mut name = [0u8; 16];
+        let name_len = raw.len().min(name.len());
+        name[..name_len].copy_from_slice(&raw[..name_len]);
         let mut fields = text[close + 1..]
             .split(|b| b.is_ascii_whitespace())
             .filter(|f| !f.is_empty());
         let state = *fields.next()?.first()?;
         let start_time = std::str::from_utf8(fields.nth(18)?).ok()?.parse().ok()?;
-        Some(ThreadStat { state, start_time })
+        Some(ThreadStat {
+            state,
+            start_time,
+            name,
+            name_len,
+        })
+    }
+
+    /// The thread's name (`comm`).
+    pub fn name(&self) -> &[u8] {
+        &self.name[..self.name_len]
     }
 
     /// Zombie or dead: exited, only its entry is left.
@@ -322,9 +341,10 @@ fn read_stat(file: &File) -> Option<ThreadStat> {
     ThreadStat::parse(&buf[..n])
 }
 
-/// What does not change during a thread's life, kept across the snapshots of a session: its
-/// name, its thread pointer and an open `stat` file (re-read each snapshot for the state; a tid
-/// reused by a new thread has another start time, and the old file fails with ESRCH).
+/// What a session keeps per thread: its thread pointer (fixed for the thread's life), its name,
+/// and an open `stat` file, re-read each snapshot (one `pread`) for the state, the name and the
+/// start time: a tid reused by a new thread has another start time (and the old file fails with
+/// ESRCH), so nothing cached outlives its thread.
 #[derive(Debug)]
 struct CachedThread {
     start_time: u64,
@@ -371,7 +391,11 @@ impl ThreadCache {
             (stat.start_time == c.start_time).then_some(stat)
         });
         if let Some(stat) = cached {
-            return Some((stat, &self.threads[&tid]));
+            let c = self.threads.get_mut(&tid).expect("just read");
+            if c.name.0 != stat.name() {
+                c.name = Bytes(stat.name().to_vec()); // renamed since (pthread_setname_np)
+            }
+            return Some((stat, c));
         }
         self.forget(tid);
         let file = File::open(stat_path(pid, tid)).ok()?;
@@ -380,7 +404,7 @@ impl ThreadCache {
         self.open_files += usize::from(keep);
         let entry = CachedThread {
             start_time: stat.start_time,
-            name: thread_name(pid, tid),
+            name: Bytes(stat.name().to_vec()),
             tp: None,
             stat: keep.then_some(file),
         };
@@ -704,4 +728,39 @@ fn exited(tid: i32) -> ReadError {
         ErrorKind::ThreadExited,
         format!("thread {tid} exited during the snapshot"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_with_a_name_holding_parentheses_and_spaces() {
+        let text = b"4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 987654 \
+                     1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        let stat = ThreadStat::parse(text).expect("parses");
+        assert_eq!(stat.state, b'S');
+        assert_eq!(stat.start_time, 987654);
+        assert_eq!(stat.name(), b"a) b (c)");
+        assert!(!stat.is_exited());
+    }
+
+    #[test]
+    fn zombie_and_truncated_stat() {
+        let z = ThreadStat::parse(b"7 (x) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0").unwrap();
+        assert!(z.is_exited());
+        assert_eq!(z.start_time, 55);
+        assert_eq!(ThreadStat::parse(b"7 (x) R 1 2 3"), None);
+        assert_eq!(ThreadStat::parse(b"garbage"), None);
+    }
+
+    #[test]
+    fn own_thread_stat_matches_comm() {
+        let pid = std::process::id() as i32;
+        let tid = nix::unistd::gettid().as_raw();
+        let text = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+        let stat = ThreadStat::parse(&text).unwrap();
+        assert_eq!(Bytes(stat.name().to_vec()), thread_name(pid, tid));
+        assert_eq!(stat.state, b'R', "the reading thread is running");
+    }
 }
