@@ -109,4 +109,32 @@ fn main() {
             }
         }
     }
+    // The other-tracer helper of the ptrace tests (glibc, like the default compiler).
+    let tracer = out.join("tracer");
+    let result = cc::Build::new()
+        .cargo_metadata(false)
+        .cargo_warnings(false)
+        .try_get_compiler()
+        .map_err(|e| e.to_string())
+        .and_then(|tool| {
+            std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+            let mut cmd = tool.to_command();
+            cmd.args(["-O1", "-o"])
+                .arg(&tracer)
+                .arg(c_dir.join("tracer.c"));
+            run(cmd)
+        });
+    let error_file = out.join("tracer.error");
+    match result {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&error_file);
+        }
+        Err(e) => {
+            println!(
+                "cargo:warning=test helper tracer not built: {}",
+                e.lines().next().unwrap_or("")
+            );
+            std::fs::write(&error_file, e).expect("OUT_DIR is writable");
+        }
+    }
 }

@@ -171,7 +171,9 @@ fn read_u32_at_vaddr(data: &[u8], vaddr: u64) -> Option<u32> {
 }
 
 pub fn check_file(path: &str) -> Result<FileReport, String> {
-    let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let data = std::fs::File::open(path)
+        .and_then(|f| crate::backend::sys::map_file(&f))
+        .map_err(|e| format!("{path}: {e}"))?;
     let m = elf::inspect(&data).map_err(|e| format!("{path}: {e}"))?;
     Ok(check_module(path, &data, &m))
 }

@@ -58,7 +58,7 @@ struct ReadArgs {
     /// Only these threads (comma-separated tids).
     #[arg(long, value_delimiter = ',')]
     threads: Option<Vec<i32>>,
-    /// Print snapshot time and per-thread stop windows on stderr.
+    /// Print snapshot time, discovery time and the stop-window distribution on stderr.
     #[arg(long)]
     stats: bool,
     /// Largest process-context payload accepted, in bytes.
@@ -208,8 +208,12 @@ fn print_stats(stats: &SnapshotStats) {
             Some(ns) => format!("{ns:.0} ns per program run over {} runs", k.run_count),
             None => "program run time not available (BPF stats could not be enabled)".into(),
         };
+        let discovery = match stats.discovery {
+            Some(d) => format!("discovery {:.3} ms; ", d.as_secs_f64() * 1e3),
+            None => String::new(),
+        };
         eprintln!(
-            "ebpf: {:.3} ms; samples {}, drops {}, stale thread pointers {}; {cost}",
+            "ebpf: {:.3} ms; {discovery}samples {}, drops {}, stale thread pointers {}; {cost}",
             stats.total.as_secs_f64() * 1e3,
             k.samples,
             k.drops,
@@ -219,15 +223,29 @@ fn print_stats(stats: &SnapshotStats) {
     }
     let mut windows = stats.stops.windows.clone();
     windows.sort();
-    let median = windows.get(windows.len() / 2).copied().unwrap_or_default();
-    let max = windows.last().copied().unwrap_or_default();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let at = |q: f64| {
+        windows
+            .get(((windows.len().saturating_sub(1)) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    let discovery = match stats.discovery {
+        Some(d) => format!("discovery {:.3} ms", d.as_secs_f64() * 1e3),
+        None => "discovery cached".into(),
+    };
     eprintln!(
-        "snapshot: {:.3} ms; threads stopped: {}; stop window median {:.1} us, max {:.1} us",
+        "snapshot: {:.3} ms; {discovery}; threads stopped: {} ({} in batches); stop window p50 {:.1} us, p99 {:.1} us, max {:.1} us",
         stats.total.as_secs_f64() * 1e3,
         windows.len(),
-        median.as_secs_f64() * 1e6,
-        max.as_secs_f64() * 1e6
+        stats.stops.batched,
+        us(at(0.5)),
+        us(at(0.99)),
+        us(windows.last().copied().unwrap_or_default()),
     );
+    if let Some(why) = &stats.priority_not_raised {
+        eprintln!("snapshot: ran at normal priority ({why})");
+    }
 }
 
 fn fail(e: &ReaderError) -> ExitCode {

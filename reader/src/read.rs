@@ -2,10 +2,12 @@
 //! then the records behind it. Shared by every backend, so ptrace and eBPF decode alike.
 
 use crate::decode::process_ctx::ThreadKeyMap;
-use crate::decode::thread_ctx::{decode_record, RecordLayout};
-use crate::decode::v1::{decode_v0_inline, decode_v1_set, V1Limits};
+use crate::decode::thread_ctx::{
+    decode_record, RecordLayout, DRAFT_HEADER_SIZE, OTEP_HEADER_SIZE, OTEP_SPECULATIVE_READ,
+};
+use crate::decode::v1::{decode_v0_inline, decode_v1_set, V1Limits, LABELSET_SIZE};
 use crate::decode::Decoded;
-use crate::memory::Memory;
+use crate::memory::{Memory, MemoryError, Prefetched};
 use crate::plan::{ReadPlan, SlotPlan, SlotRule, V1Layout};
 use crate::snapshot::{
     extend_bounded, ErrorKind, Format, ModuleContext, ReadError, ThreadContext, ThreadSnapshot,
@@ -47,42 +49,77 @@ pub fn slot_address(mem: &dyn Memory, tp: u64, rule: &SlotRule) -> Result<Option
     }
 }
 
+/// A slot's address and the word read there, or why there is none.
+type SlotWord = Result<Option<(u64, Result<u64, MemoryError>)>, ReadError>;
+
+/// Every slot word of one thread, in plan order (v1 then v2), with one batched read.
+fn slot_words(mem: &dyn Memory, tp: u64, slots: &[&SlotPlan]) -> Vec<SlotWord> {
+    let addrs: Vec<Result<Option<u64>, ReadError>> = slots
+        .iter()
+        .map(|s| slot_address(mem, tp, &s.rule))
+        .collect();
+    let mut words = vec![[0u8; 8]; slots.len()];
+    let results = {
+        let mut reqs: Vec<(u64, &mut [u8])> = addrs
+            .iter()
+            .zip(words.iter_mut())
+            .filter_map(|(a, w)| match a {
+                Ok(Some(addr)) => Some((*addr, &mut w[..])),
+                _ => None,
+            })
+            .collect();
+        mem.read_many(&mut reqs)
+    };
+    let mut results = results.into_iter();
+    addrs
+        .into_iter()
+        .zip(words)
+        .map(|(a, w)| {
+            a.map(|a| {
+                a.map(|addr| {
+                    let r = results.next().expect("one result per request");
+                    (addr, r.map(|()| u64::from_le_bytes(w)))
+                })
+            })
+        })
+        .collect()
+}
+
 fn slot_value(
-    mem: &dyn Memory,
-    tp: u64,
+    slot_word: &SlotWord,
     slot: &SlotPlan,
     format: Format,
 ) -> Result<Option<u64>, ReadError> {
-    let Some(addr) = slot_address(mem, tp, &slot.rule)? else {
-        return Ok(None);
-    };
-    mem.read_u64(addr).map(Some).map_err(|e| {
-        ReadError::new(
+    match slot_word {
+        Err(e) => Err(e.clone()),
+        Ok(None) => Ok(None),
+        Ok(Some((_, Ok(v)))) => Ok(Some(*v)),
+        Ok(Some((_, Err(e)))) => Err(ReadError::new(
             format,
             ErrorKind::Unreadable,
             format!("{} slot of {}: {e}", slot.symbol, slot.module),
-        )
-    })
+        )),
+    }
 }
 
 fn read_v1(
     mem: &dyn Memory,
-    tp: u64,
+    slot_word: &SlotWord,
     slot: &SlotPlan,
     layout: V1Layout,
     limits: &V1Limits,
 ) -> Decoded<V1Labels> {
     match layout {
-        V1Layout::Pointer => match slot_value(mem, tp, slot, Format::V1) {
+        V1Layout::Pointer => match slot_value(slot_word, slot, Format::V1) {
             Ok(Some(set)) if set != 0 => decode_v1_set(mem, set, limits),
             Ok(_) => Decoded::none(),
             Err(e) => Decoded::err(e),
         },
-        V1Layout::Inline => match slot_address(mem, tp, &slot.rule) {
-            Ok(Some(addr)) => match mem.read_u64(addr) {
+        V1Layout::Inline => match slot_word {
+            Ok(Some((addr, word))) => match word {
                 // storage NULL: nothing installed
                 Ok(0) => Decoded::none(),
-                Ok(_) => decode_v0_inline(mem, addr, limits),
+                Ok(_) => decode_v0_inline(mem, *addr, limits),
                 Err(e) => Decoded::err(ReadError::new(
                     Format::V1,
                     ErrorKind::Unreadable,
@@ -90,7 +127,7 @@ fn read_v1(
                 )),
             },
             Ok(None) => Decoded::none(),
-            Err(e) => Decoded::err(e),
+            Err(e) => Decoded::err(e.clone()),
         },
     }
 }
@@ -110,13 +147,13 @@ pub fn effective_layout(layout: RecordLayout, keys: &ThreadKeyMap) -> RecordLayo
 
 fn read_v2(
     mem: &dyn Memory,
-    tp: u64,
+    slot_word: &SlotWord,
     slot: &SlotPlan,
     layout: RecordLayout,
     keys: &ThreadKeyMap,
 ) -> Decoded<ThreadContext> {
     let layout = effective_layout(layout, keys);
-    match slot_value(mem, tp, slot, Format::V2) {
+    match slot_value(slot_word, slot, Format::V2) {
         Ok(Some(record)) if record != 0 => decode_record(mem, record, layout, &keys.keys),
         Ok(_) => Decoded::none(),
         Err(e) => Decoded::err(e),
@@ -124,7 +161,8 @@ fn read_v2(
 }
 
 /// Fills `thread` with what the plan finds for thread pointer `tp`. The first module defining a
-/// format gives `v1`/`v2`; further modules go to `other_modules`.
+/// format gives `v1`/`v2`; further modules go to `other_modules`. The slot words of all formats
+/// are read together, then each format's records level by level.
 pub fn read_thread(
     mem: &dyn Memory,
     tp: u64,
@@ -133,8 +171,42 @@ pub fn read_thread(
     limits: &V1Limits,
     thread: &mut ThreadSnapshot,
 ) {
-    for (i, p) in plan.v1.iter().enumerate() {
-        let d = read_v1(mem, tp, &p.slot, p.layout, limits);
+    let slots: Vec<&SlotPlan> = plan
+        .v1
+        .iter()
+        .map(|p| &p.slot)
+        .chain(plan.v2.iter().map(|p| &p.slot))
+        .collect();
+    let words = slot_words(mem, tp, &slots);
+    let (v1_words, v2_words) = words.split_at(plan.v1.len());
+    // Next level, for every format at once: the label-set headers and the records (with room
+    // for their attributes) the slots point to.
+    let mut ranges = Vec::new();
+    for (p, word) in plan.v1.iter().zip(v1_words) {
+        if let (V1Layout::Pointer, Ok(Some((_, Ok(set))))) = (p.layout, word) {
+            if *set != 0 {
+                ranges.push((*set, LABELSET_SIZE));
+            }
+        }
+    }
+    for (p, word) in plan.v2.iter().zip(v2_words) {
+        if let Ok(Some((_, Ok(record)))) = word {
+            if *record != 0 {
+                let len = match effective_layout(p.layout, keys) {
+                    RecordLayout::Otep4947 => otep_prefetch_len(*record),
+                    RecordLayout::Draft => DRAFT_HEADER_SIZE,
+                };
+                ranges.push((*record, len));
+            }
+        }
+    }
+    let mut prefetched = Prefetched::new(mem);
+    if ranges.len() > 1 {
+        prefetched.fetch(&ranges);
+    }
+    let mem: &dyn Memory = &prefetched;
+    for (i, (p, word)) in plan.v1.iter().zip(v1_words).enumerate() {
+        let d = read_v1(mem, word, &p.slot, p.layout, limits);
         extend_bounded(&mut thread.errors, d.errors);
         if i == 0 {
             thread.v1 = d.value;
@@ -142,8 +214,8 @@ pub fn read_thread(
             other(thread, &p.slot).v1 = d.value;
         }
     }
-    for (i, p) in plan.v2.iter().enumerate() {
-        let d = read_v2(mem, tp, &p.slot, p.layout, keys);
+    for (i, (p, word)) in plan.v2.iter().zip(v2_words).enumerate() {
+        let d = read_v2(mem, word, &p.slot, p.layout, keys);
         extend_bounded(&mut thread.errors, d.errors);
         if i == 0 {
             thread.v2 = d.value;
@@ -151,6 +223,15 @@ pub fn read_thread(
             other(thread, &p.slot).v2 = d.value;
         }
     }
+}
+
+/// A record's header and up to `OTEP_SPECULATIVE_READ` bytes of it, not past the page the header
+/// ends in (the rest of that page is mapped when the header is).
+fn otep_prefetch_len(record: u64) -> usize {
+    const PAGE: u64 = 4096;
+    let header_end = record.wrapping_add(OTEP_HEADER_SIZE as u64 - 1);
+    let to_page_end = PAGE - (header_end % PAGE) + OTEP_HEADER_SIZE as u64 - 1;
+    to_page_end.min(OTEP_SPECULATIVE_READ as u64) as usize
 }
 
 fn other<'a>(thread: &'a mut ThreadSnapshot, slot: &SlotPlan) -> &'a mut ModuleContext {

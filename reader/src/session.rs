@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::ptrace::{walk_threads, Fault, StopStats, WalkError};
-use crate::backend::sys::ProcessMemory;
+use crate::backend::ptrace::{
+    process_exited, walk_threads, Fault, StopStats, ThreadCache, WalkError,
+};
+use crate::backend::sys::{self, ProcessMemory};
 use crate::decode::process_ctx::{
     read_mapping, MappingRead, ProcessContextRead, ThreadKeyMap, DEFAULT_MAX_PAYLOAD,
 };
@@ -50,6 +52,8 @@ impl Default for SnapshotOptions {
 pub enum ReaderError {
     #[error("no such process: {0}")]
     NoSuchProcess(i32),
+    #[error("process {0} exited during the snapshot")]
+    ProcessExited(i32),
     #[error(
         "not allowed to read process {pid} ({detail}): run as the same user with ptrace allowed by \
          /proc/sys/kernel/yama/ptrace_scope, or as root / with CAP_SYS_PTRACE"
@@ -73,6 +77,11 @@ pub enum ReaderError {
 pub struct SnapshotStats {
     pub total: Duration,
     pub stops: StopStats,
+    /// Time spent in discovery (ELF files, TLS resolution) when this snapshot had to rediscover
+    /// (the first one, and after the maps changed); `None` when the cached plan was used.
+    pub discovery: Option<Duration>,
+    /// Why the reader's priority could not be raised for this snapshot (ptrace), if it could not.
+    pub priority_not_raised: Option<String>,
     #[cfg(feature = "ebpf")]
     pub ebpf: Option<crate::backend::ebpf::EbpfStats>,
 }
@@ -81,7 +90,14 @@ pub struct Session {
     pid: i32,
     opts: SnapshotOptions,
     cached: Option<(String, ReadPlan)>,
+    /// Thread names, thread pointers and start times kept between snapshots.
+    threads: ThreadCache,
+    /// How long the last rediscovery took, until a snapshot reports it.
+    discovery: Option<Duration>,
 }
+
+/// The nice value the reader runs at during a ptrace snapshot, where allowed.
+const SNAPSHOT_NICE: i32 = -10;
 
 impl Session {
     pub fn new(pid: i32, opts: SnapshotOptions) -> Result<Self, ReaderError> {
@@ -92,6 +108,8 @@ impl Session {
             pid,
             opts,
             cached: None,
+            threads: ThreadCache::new(),
+            discovery: None,
         })
     }
 
@@ -106,7 +124,9 @@ impl Session {
                 pid,
                 source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
             })?;
+            let started = Instant::now();
             let plan = discovery::discover(pid, &mappings, &ProcessMemory::new(pid));
+            self.discovery = Some(started.elapsed());
             self.cached = Some((text, plan));
         }
         Ok(&self.cached.as_ref().expect("just filled").1)
@@ -121,16 +141,26 @@ impl Session {
         let mut errors = plan.errors.clone();
         let (process_context, keys) =
             read_process_context(&mem, &plan, opts.max_payload, &mut errors);
-        let mut stats = SnapshotStats::default();
+        let mut stats = SnapshotStats {
+            discovery: self.discovery.take(),
+            ..SnapshotStats::default()
+        };
         let threads = match opts.backend {
             BackendKind::Ptrace => {
+                let priority = sys::raise_priority(SNAPSHOT_NICE);
+                if let Err(e) = &priority {
+                    stats.priority_not_raised =
+                        Some(format!("setpriority({SNAPSHOT_NICE}): {}", e.desc()));
+                }
                 let walked = walk_threads(
                     pid,
                     opts.threads.as_deref(),
                     opts.fault,
+                    &mut self.threads,
                     &mut stats.stops,
                     |tp, thread| read_thread(&mem, tp, &plan, &keys, &opts.v1_limits, thread),
                 );
+                drop(priority);
                 match walked {
                     Ok((threads, walk_errors)) => {
                         extend_bounded(&mut errors, walk_errors);
@@ -142,6 +172,7 @@ impl Session {
                             detail: format!("PTRACE_SEIZE: {}", e.desc()),
                         })
                     }
+                    Err(WalkError::ProcessExited) => return Err(ReaderError::ProcessExited(pid)),
                     Err(WalkError::Interrupted) => return Err(ReaderError::Interrupted),
                     Err(WalkError::Injected) => return Err(ReaderError::Injected),
                 }
@@ -158,8 +189,8 @@ impl Session {
             #[cfg(not(feature = "ebpf"))]
             BackendKind::Ebpf => return Err(ReaderError::BackendUnavailable(BackendKind::Ebpf)),
         };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(ReaderError::NoSuchProcess(pid));
+        if process_exited(pid) {
+            return Err(ReaderError::ProcessExited(pid));
         }
         let mut snapshot = Snapshot {
             pid,

@@ -1,7 +1,13 @@
-//! The ptrace backend: each thread is seized, interrupted, read and resumed in turn, so it is
-//! stopped only for its own reads. `ThreadStop` is the only thing in the crate that stops a thread.
+//! The ptrace backend: a thread is only read while it is in a ptrace stop, and resumed right after
+//! its own reads. Sleeping threads are seized, interrupted, read and resumed one at a time;
+//! running ones (state `R`) are interrupted in batches and served in the order their stops arrive,
+//! so a busy thread is not waited for while it waits for a CPU. `ThreadStop` (one thread) and
+//! `BatchStop` (a batch) are the only things in the crate that stop a thread, and both resume
+//! every thread they stopped when dropped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -15,6 +21,8 @@ use crate::snapshot::{Bytes, ErrorKind, Format, ReadError, ThreadSnapshot};
 
 /// Rounds of re-listing `/proc/PID/task` before threads created meanwhile are given up on.
 const MAX_LISTING_ROUNDS: usize = 16;
+/// Running threads interrupted together.
+pub const BATCH_SIZE: usize = 64;
 
 #[derive(Debug)]
 pub enum StopError {
@@ -38,12 +46,7 @@ impl ThreadStop {
     pub fn seize(tid: i32) -> Result<ThreadStop, StopError> {
         let tid = Pid::from_raw(tid);
         let since = Instant::now();
-        match ptrace::seize(tid, ptrace::Options::empty()) {
-            Ok(()) => {}
-            Err(Errno::ESRCH) => return Err(StopError::Exited),
-            Err(e @ (Errno::EPERM | Errno::EACCES)) => return Err(StopError::Permission(e)),
-            Err(e) => return Err(StopError::Other("PTRACE_SEIZE", e)),
-        }
+        seize(tid)?;
         // From here on the guard owns the tracee: any early return detaches it.
         let mut stop = ThreadStop {
             tid,
@@ -83,10 +86,183 @@ impl ThreadStop {
     }
 }
 
+fn seize(tid: Pid) -> Result<(), StopError> {
+    match ptrace::seize(tid, ptrace::Options::empty()) {
+        Ok(()) => Ok(()),
+        Err(Errno::ESRCH) => Err(StopError::Exited),
+        Err(e @ (Errno::EPERM | Errno::EACCES)) => Err(StopError::Permission(e)),
+        Err(e) => Err(StopError::Other("PTRACE_SEIZE", e)),
+    }
+}
+
 impl Drop for ThreadStop {
     fn drop(&mut self) {
         // ESRCH here means the thread died while stopped: nothing left to resume.
         let _ = ptrace::detach(self.tid, self.pending.take());
+    }
+}
+
+/// Threads seized and interrupted together, each resumed as soon as it has been served; whatever
+/// is still held when the guard is dropped (return, `?`, panic unwinding) is waited for and
+/// resumed then.
+#[derive(Debug, Default)]
+pub struct BatchStop {
+    members: Vec<Member>,
+}
+
+#[derive(Debug)]
+struct Member {
+    tid: Pid,
+    state: MemberState,
+    /// The last moment the thread was seen not yet stopped: its stop began after this.
+    running_seen: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum MemberState {
+    /// Interrupted, its stop not yet collected.
+    Interrupted,
+    /// In a ptrace stop; the signal that arrived instead of our interrupt, if any.
+    Stopped(Option<Signal>),
+    /// Resumed, or gone.
+    Released,
+}
+
+/// What `BatchStop::next_stop` found.
+#[derive(Debug)]
+pub enum BatchEvent {
+    /// Member `index` (thread `tid`) is stopped.
+    Stopped {
+        index: usize,
+        tid: i32,
+    },
+    /// The thread exited before it stopped.
+    Exited(i32),
+    Failed(i32, &'static str, Errno),
+}
+
+impl BatchStop {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Seizes and interrupts `tid`; from here on the guard owns it.
+    pub fn add(&mut self, tid: i32) -> Result<(), StopError> {
+        let pid = Pid::from_raw(tid);
+        seize(pid)?;
+        self.members.push(Member {
+            tid: pid,
+            state: MemberState::Interrupted,
+            running_seen: Instant::now(),
+        });
+        match ptrace::interrupt(pid) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Seized but not interrupted: PTRACE_DETACH needs a stop, so interrupt failing
+                // means the thread is gone (ESRCH) or we cannot stop it; either way nothing is
+                // held, and a detach attempt is harmless.
+                let _ = ptrace::detach(pid, None);
+                self.members.last_mut().expect("just pushed").state = MemberState::Released;
+                match e {
+                    Errno::ESRCH => Err(StopError::Exited),
+                    e => Err(StopError::Other("PTRACE_INTERRUPT", e)),
+                }
+            }
+        }
+    }
+
+    /// Waits for the next member to stop, polling every outstanding one (a busy thread stops
+    /// when it next reaches the kernel, which may need a CPU); `None` once none is outstanding.
+    pub fn next_stop(&mut self) -> Option<BatchEvent> {
+        let mut idle_passes = 0u32;
+        loop {
+            let mut outstanding = false;
+            for (index, m) in self.members.iter_mut().enumerate() {
+                if m.state != MemberState::Interrupted {
+                    continue;
+                }
+                let tid = m.tid.as_raw();
+                match waitpid(m.tid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {
+                        m.running_seen = Instant::now();
+                        outstanding = true;
+                    }
+                    Ok(WaitStatus::PtraceEvent(..)) => {
+                        m.state = MemberState::Stopped(None);
+                        return Some(BatchEvent::Stopped { index, tid });
+                    }
+                    Ok(WaitStatus::Stopped(_, sig)) => {
+                        m.state = MemberState::Stopped(Some(sig));
+                        return Some(BatchEvent::Stopped { index, tid });
+                    }
+                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+                    | Err(Errno::ECHILD | Errno::ESRCH) => {
+                        m.state = MemberState::Released;
+                        return Some(BatchEvent::Exited(tid));
+                    }
+                    Ok(_) => outstanding = true,
+                    Err(e) => {
+                        // Cannot happen for a tracee of ours; give it up without leaving it held.
+                        let _ = ptrace::detach(m.tid, None);
+                        m.state = MemberState::Released;
+                        return Some(BatchEvent::Failed(tid, "waitpid", e));
+                    }
+                }
+            }
+            if !outstanding {
+                return None;
+            }
+            idle_passes += 1;
+            if idle_passes < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    }
+
+    /// How long member `index` has been stopped at most (from the last time it was seen running).
+    pub fn stopped_for(&self, index: usize) -> Duration {
+        self.members[index].running_seen.elapsed()
+    }
+
+    /// Resumes member `index` (after its reads).
+    pub fn release(&mut self, index: usize) {
+        let m = &mut self.members[index];
+        if let MemberState::Stopped(pending) = m.state {
+            let _ = ptrace::detach(m.tid, pending);
+        }
+        m.state = MemberState::Released;
+    }
+}
+
+impl Drop for BatchStop {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            match m.state {
+                MemberState::Stopped(pending) => {
+                    let _ = ptrace::detach(m.tid, pending);
+                }
+                // Interrupted: its stop is coming (or it exits); collect it, then detach.
+                MemberState::Interrupted => loop {
+                    match waitpid(m.tid, Some(WaitPidFlag::__WALL)) {
+                        Ok(WaitStatus::PtraceEvent(..)) => {
+                            let _ = ptrace::detach(m.tid, None);
+                            break;
+                        }
+                        Ok(WaitStatus::Stopped(_, sig)) => {
+                            let _ = ptrace::detach(m.tid, Some(sig));
+                            break;
+                        }
+                        Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => break,
+                        Ok(_) | Err(Errno::EINTR) => continue,
+                        Err(_) => break,
+                    }
+                },
+                MemberState::Released => {}
+            }
+            m.state = MemberState::Released;
+        }
     }
 }
 
@@ -110,6 +286,161 @@ pub fn thread_name(pid: i32, tid: i32) -> Bytes {
     Bytes(name)
 }
 
+/// Name (field 2), scheduler state (field 3) and start time (field 22) of
+/// `/proc/PID/task/TID/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadStat {
+    pub state: u8,
+    pub start_time: u64,
+    name: [u8; 16],
+    name_len: usize,
+}
+
+impl ThreadStat {
+    pub fn parse(text: &[u8]) -> Option<ThreadStat> {
+        // The name is in parentheses and may itself contain ')' and spaces: it ends at the last
+        // ')'. The kernel prints it unescaped, as in `comm`.
+        let open = text.iter().position(|b| *b == b'(')?;
+        let close = text.iter().rposition(|b| *b == b')')?;
+        let raw = text.get(open + 1..close)?;
+        let mut name = [0u8; 16];
+        let name_len = raw.len().min(name.len());
+        name[..name_len].copy_from_slice(&raw[..name_len]);
+        let mut fields = text[close + 1..]
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|f| !f.is_empty());
+        let state = *fields.next()?.first()?;
+        let start_time = std::str::from_utf8(fields.nth(18)?).ok()?.parse().ok()?;
+        Some(ThreadStat {
+            state,
+            start_time,
+            name,
+            name_len,
+        })
+    }
+
+    /// The thread's name (`comm`).
+    pub fn name(&self) -> &[u8] {
+        &self.name[..self.name_len]
+    }
+
+    /// Zombie or dead: exited, only its entry is left.
+    pub fn is_exited(&self) -> bool {
+        matches!(self.state, b'Z' | b'X' | b'x')
+    }
+}
+
+fn stat_path(pid: i32, tid: i32) -> String {
+    format!("/proc/{pid}/task/{tid}/stat")
+}
+
+fn read_stat(file: &File) -> Option<ThreadStat> {
+    let mut buf = [0u8; 1024];
+    // procfs regenerates the text on every read from offset 0.
+    let n = file.read_at(&mut buf, 0).ok()?;
+    ThreadStat::parse(&buf[..n])
+}
+
+/// What a session keeps per thread: its thread pointer (fixed for the thread's life), its name,
+/// and an open `stat` file, re-read each snapshot (one `pread`) for the state, the name and the
+/// start time: a tid reused by a new thread has another start time (and the old file fails with
+/// ESRCH), so nothing cached outlives its thread.
+#[derive(Debug)]
+struct CachedThread {
+    start_time: u64,
+    name: Bytes,
+    tp: Option<u64>,
+    stat: Option<File>,
+}
+
+/// Per-thread facts of one process, kept by a `Session`.
+#[derive(Debug)]
+pub struct ThreadCache {
+    threads: HashMap<i32, CachedThread>,
+    /// Open `stat` files allowed (a share of `RLIMIT_NOFILE`); further threads reopen each time.
+    fd_budget: usize,
+    open_files: usize,
+}
+
+impl Default for ThreadCache {
+    fn default() -> Self {
+        ThreadCache {
+            threads: HashMap::new(),
+            fd_budget: (super::sys::open_file_limit() / 4) as usize,
+            open_files: 0,
+        }
+    }
+}
+
+impl ThreadCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The thread's current state, refreshing the cached entry when the tid is new or reused;
+    /// `None` when the thread is gone.
+    fn probe(&mut self, pid: i32, tid: i32) -> Option<(ThreadStat, &CachedThread)> {
+        let fresh = |c: &CachedThread| match &c.stat {
+            Some(f) => read_stat(f),
+            None => File::open(stat_path(pid, tid))
+                .ok()
+                .and_then(|f| read_stat(&f)),
+        };
+        let cached = self.threads.get(&tid).and_then(|c| {
+            let stat = fresh(c)?;
+            (stat.start_time == c.start_time).then_some(stat)
+        });
+        if let Some(stat) = cached {
+            let c = self.threads.get_mut(&tid).expect("just read");
+            if c.name.0 != stat.name() {
+                c.name = Bytes(stat.name().to_vec()); // renamed since (pthread_setname_np)
+            }
+            return Some((stat, c));
+        }
+        self.forget(tid);
+        let file = File::open(stat_path(pid, tid)).ok()?;
+        let stat = read_stat(&file)?;
+        let keep = self.open_files < self.fd_budget;
+        self.open_files += usize::from(keep);
+        let entry = CachedThread {
+            start_time: stat.start_time,
+            name: Bytes(stat.name().to_vec()),
+            tp: None,
+            stat: keep.then_some(file),
+        };
+        Some((stat, self.threads.entry(tid).or_insert(entry)))
+    }
+
+    fn forget(&mut self, tid: i32) {
+        if let Some(c) = self.threads.remove(&tid) {
+            self.open_files -= usize::from(c.stat.is_some());
+        }
+    }
+
+    fn set_tp(&mut self, tid: i32, tp: u64) {
+        if let Some(c) = self.threads.get_mut(&tid) {
+            c.tp = Some(tp);
+        }
+    }
+
+    fn tp(&self, tid: i32) -> Option<u64> {
+        self.threads.get(&tid).and_then(|c| c.tp)
+    }
+
+    /// Forgets threads no longer listed.
+    fn retain(&mut self, seen: &BTreeSet<i32>) {
+        let gone: Vec<i32> = self
+            .threads
+            .keys()
+            .filter(|t| !seen.contains(t))
+            .copied()
+            .collect();
+        for tid in gone {
+            self.forget(tid);
+        }
+    }
+}
+
 /// A deliberate failure for tests of the resume guarantee (never set in production).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,30 +453,229 @@ pub enum Fault {
 
 #[derive(Debug, Clone, Default)]
 pub struct StopStats {
-    /// How long each thread was stopped, seize to detach.
+    /// How long each thread was stopped at most: seize to detach one at a time; for batched
+    /// threads, from the last time the thread was seen running to detach.
     pub windows: Vec<Duration>,
+    /// Threads read through the batch path (they were running when listed).
+    pub batched: usize,
 }
 
 #[derive(Debug)]
 pub enum WalkError {
     Permission(Errno),
+    /// The process exited while its threads were being stopped.
+    ProcessExited,
     Interrupted,
     Injected,
 }
 
-/// Stops each thread of `pid` in turn and calls `read(tid, tp, &mut thread)` while it is stopped.
-/// Threads that appear meanwhile are read in further rounds; threads that exit are reported.
+/// Why PTRACE_SEIZE said EPERM for one thread.
+enum Refusal {
+    /// The thread has exited (zombie, dead or no longer listed).
+    Exited,
+    /// Another tracer holds it.
+    Traced { tracer: i32 },
+    /// Nothing else explains it: permission.
+    Permission(Errno),
+}
+
+fn status_field(status: &str, name: &str) -> Option<String> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_string())
+}
+
+fn why_refused(pid: i32, tid: i32, e: Errno) -> Refusal {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+        return Refusal::Exited;
+    };
+    let state = status_field(&status, "State:").unwrap_or_default();
+    if state.starts_with(['Z', 'X', 'x']) {
+        return Refusal::Exited;
+    }
+    match status_field(&status, "TracerPid:").and_then(|t| t.parse().ok()) {
+        Some(tracer) if tracer != 0 => Refusal::Traced { tracer },
+        _ => Refusal::Permission(e),
+    }
+}
+
+/// Whether the process is gone or a zombie.
+pub fn process_exited(pid: i32) -> bool {
+    match std::fs::read(format!("/proc/{pid}/stat")) {
+        Ok(text) => ThreadStat::parse(&text).is_none_or(|s| s.is_exited()),
+        Err(_) => true,
+    }
+}
+
+/// One snapshot's walk over the threads of a process.
+struct Walk<'a, F> {
+    pid: i32,
+    only: Option<&'a [i32]>,
+    fault: Option<Fault>,
+    cache: &'a mut ThreadCache,
+    stats: &'a mut StopStats,
+    read: F,
+    stopped: usize,
+    seized_any: bool,
+    threads: Vec<ThreadSnapshot>,
+}
+
+impl<F: FnMut(u64, &mut ThreadSnapshot)> Walk<'_, F> {
+    fn new_thread(&self, tid: i32) -> ThreadSnapshot {
+        let name = self
+            .cache
+            .threads
+            .get(&tid)
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| thread_name(self.pid, tid));
+        ThreadSnapshot::new(tid, name)
+    }
+
+    /// A thread that is gone: reported only if it was asked for.
+    fn vanished(&mut self, tid: i32) {
+        if self.only.is_some() {
+            let mut thread = self.new_thread(tid);
+            thread.errors.push(exited(tid));
+            self.threads.push(thread);
+        }
+    }
+
+    fn failed(&mut self, tid: i32, detail: String) {
+        let mut thread = self.new_thread(tid);
+        thread
+            .errors
+            .push(ReadError::new(Format::Tls, ErrorKind::Ptrace, detail));
+        self.threads.push(thread);
+    }
+
+    /// A thread that could not be stopped: its own entry, or the whole walk's error when it is
+    /// really a permission problem.
+    fn stop_failed(&mut self, tid: i32, e: StopError) -> Result<(), WalkError> {
+        match e {
+            StopError::Exited => self.vanished(tid),
+            StopError::Permission(e) => {
+                match why_refused(self.pid, tid, e) {
+                    Refusal::Exited => self.vanished(tid),
+                    Refusal::Traced { tracer } => {
+                        let name = std::fs::read_to_string(format!("/proc/{tracer}/comm"))
+                            .map(|n| format!(" ({})", n.trim_end()))
+                            .unwrap_or_default();
+                        self.failed(
+                        tid,
+                        format!("thread {tid} is traced by another tracer: TracerPid {tracer}{name}"),
+                    );
+                    }
+                    Refusal::Permission(e) if self.seized_any => {
+                        self.failed(tid, format!("PTRACE_SEIZE on thread {tid}: {}", e.desc()))
+                    }
+                    Refusal::Permission(_) if process_exited(self.pid) => {
+                        return Err(WalkError::ProcessExited)
+                    }
+                    Refusal::Permission(e) => return Err(WalkError::Permission(e)),
+                }
+            }
+            StopError::Other(call, e) => {
+                self.failed(tid, format!("{call} on thread {tid}: {}", e.desc()))
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one stopped thread.
+    fn serve(&mut self, tid: i32) -> Result<(), WalkError> {
+        match self.fault {
+            Some(Fault::ErrorAt(n)) if n == self.stopped => return Err(WalkError::Injected),
+            Some(Fault::PanicAt(n)) if n == self.stopped => {
+                panic!("injected fault at thread {tid}")
+            }
+            _ => {}
+        }
+        self.stopped += 1;
+        self.seized_any = true;
+        let mut thread = self.new_thread(tid);
+        let tp = match self.cache.tp(tid) {
+            Some(tp) => Ok(tp),
+            None => sys::thread_pointer(Pid::from_raw(tid)),
+        };
+        match tp {
+            Ok(tp) => {
+                self.cache.set_tp(tid, tp);
+                (self.read)(tp, &mut thread);
+            }
+            Err(Errno::ESRCH) => thread.errors.push(exited(tid)),
+            Err(e) => thread.errors.push(ReadError::new(
+                Format::Tls,
+                ErrorKind::Ptrace,
+                format!("reading the thread pointer of {tid}: {}", e.desc()),
+            )),
+        }
+        self.threads.push(thread);
+        Ok(())
+    }
+
+    fn one(&mut self, tid: i32) -> Result<(), WalkError> {
+        match ThreadStop::seize(tid) {
+            Ok(stop) => {
+                self.serve(tid)?;
+                self.stats.windows.push(stop.stopped_for());
+                drop(stop);
+                Ok(())
+            }
+            Err(e) => self.stop_failed(tid, e),
+        }
+    }
+
+    fn batch(&mut self, tids: &[i32]) -> Result<(), WalkError> {
+        let mut batch = BatchStop::new();
+        for &tid in tids {
+            if let Err(e) = batch.add(tid) {
+                self.stop_failed(tid, e)?;
+            }
+        }
+        while let Some(event) = batch.next_stop() {
+            match event {
+                BatchEvent::Stopped { index, tid } => {
+                    self.serve(tid)?;
+                    self.stats.windows.push(batch.stopped_for(index));
+                    self.stats.batched += 1;
+                    batch.release(index);
+                }
+                BatchEvent::Exited(tid) => self.vanished(tid),
+                BatchEvent::Failed(tid, call, e) => {
+                    self.failed(tid, format!("{call} on thread {tid}: {}", e.desc()))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Stops each thread of `pid` and calls `read(tp, &mut thread)` while it is stopped: sleeping
+/// threads one at a time, running ones (state `R` when listed) in batches of `BATCH_SIZE`.
+/// Threads that appear meanwhile are read in further rounds; threads that exit are reported
+/// (`thread_exited`) when asked for by `only`, dropped otherwise.
 pub fn walk_threads(
     pid: i32,
     only: Option<&[i32]>,
     fault: Option<Fault>,
+    cache: &mut ThreadCache,
     stats: &mut StopStats,
-    mut read: impl FnMut(u64, &mut ThreadSnapshot),
+    read: impl FnMut(u64, &mut ThreadSnapshot),
 ) -> Result<(Vec<ThreadSnapshot>, Vec<ReadError>), WalkError> {
     let mut seen = BTreeSet::new();
-    let mut threads = Vec::new();
     let mut errors = Vec::new();
-    let mut stopped_count = 0usize;
+    let mut walk = Walk {
+        pid,
+        only,
+        fault,
+        cache,
+        stats,
+        read,
+        stopped: 0,
+        seized_any: false,
+        threads: Vec::new(),
+    };
     for round in 0.. {
         let tids: Vec<i32> = list_threads(pid)
             .unwrap_or_default()
@@ -166,55 +696,30 @@ pub fn walk_threads(
             ));
             break;
         }
+        let mut running = Vec::new();
         for tid in tids {
             if sys::interrupted() {
                 return Err(WalkError::Interrupted);
             }
             seen.insert(tid);
-            let mut thread = ThreadSnapshot::new(tid, thread_name(pid, tid));
-            match ThreadStop::seize(tid) {
-                Ok(stop) => {
-                    match fault {
-                        Some(Fault::ErrorAt(n)) if n == stopped_count => {
-                            return Err(WalkError::Injected)
-                        }
-                        Some(Fault::PanicAt(n)) if n == stopped_count => {
-                            panic!("injected fault at thread {tid}")
-                        }
-                        _ => {}
-                    }
-                    stopped_count += 1;
-                    match stop.thread_pointer() {
-                        Ok(tp) => read(tp, &mut thread),
-                        Err(Errno::ESRCH) => thread.errors.push(exited(tid)),
-                        Err(e) => thread.errors.push(ReadError::new(
-                            Format::Tls,
-                            ErrorKind::Ptrace,
-                            format!("reading the thread pointer of {tid}: {}", e.desc()),
-                        )),
-                    }
-                    stats.windows.push(stop.stopped_for());
-                    drop(stop);
-                }
-                Err(StopError::Exited) => {
-                    // Gone between listing and seizing: report only if it was asked for.
-                    if only.is_some() {
-                        thread.errors.push(exited(tid));
-                    } else {
-                        continue;
-                    }
-                }
-                Err(StopError::Permission(e)) => return Err(WalkError::Permission(e)),
-                Err(StopError::Other(call, e)) => thread.errors.push(ReadError::new(
-                    Format::Tls,
-                    ErrorKind::Ptrace,
-                    format!("{call} on thread {tid}: {}", e.desc()),
-                )),
+            match walk.cache.probe(pid, tid).map(|(stat, _)| stat) {
+                None => walk.vanished(tid),
+                Some(stat) if stat.is_exited() => walk.vanished(tid),
+                Some(stat) if stat.state == b'R' => running.push(tid),
+                Some(_) => walk.one(tid)?,
             }
-            threads.push(thread);
+        }
+        for chunk in running.chunks(BATCH_SIZE) {
+            if sys::interrupted() {
+                return Err(WalkError::Interrupted);
+            }
+            walk.batch(chunk)?;
         }
     }
-    Ok((threads, errors))
+    if only.is_none() {
+        walk.cache.retain(&seen);
+    }
+    Ok((walk.threads, errors))
 }
 
 fn exited(tid: i32) -> ReadError {
@@ -223,4 +728,39 @@ fn exited(tid: i32) -> ReadError {
         ErrorKind::ThreadExited,
         format!("thread {tid} exited during the snapshot"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_with_a_name_holding_parentheses_and_spaces() {
+        let text = b"4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 987654 \
+                     1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        let stat = ThreadStat::parse(text).expect("parses");
+        assert_eq!(stat.state, b'S');
+        assert_eq!(stat.start_time, 987654);
+        assert_eq!(stat.name(), b"a) b (c)");
+        assert!(!stat.is_exited());
+    }
+
+    #[test]
+    fn zombie_and_truncated_stat() {
+        let z = ThreadStat::parse(b"7 (x) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0").unwrap();
+        assert!(z.is_exited());
+        assert_eq!(z.start_time, 55);
+        assert_eq!(ThreadStat::parse(b"7 (x) R 1 2 3"), None);
+        assert_eq!(ThreadStat::parse(b"garbage"), None);
+    }
+
+    #[test]
+    fn own_thread_stat_matches_comm() {
+        let pid = std::process::id() as i32;
+        let tid = nix::unistd::gettid().as_raw();
+        let text = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+        let stat = ThreadStat::parse(&text).unwrap();
+        assert_eq!(Bytes(stat.name().to_vec()), thread_name(pid, tid));
+        assert_eq!(stat.state, b'R', "the reading thread is running");
+    }
 }

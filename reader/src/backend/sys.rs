@@ -45,6 +45,67 @@ impl Memory for ProcessMemory {
             Err(e) => Err(MemoryError::new(addr, len, e.desc())),
         }
     }
+
+    fn read_upto(&self, addr: u64, buf: &mut [u8], min: usize) -> Result<usize, MemoryError> {
+        let min = min.min(buf.len());
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let len = buf.len();
+        let remote = [RemoteIoVec {
+            base: addr as usize,
+            len,
+        }];
+        let mut local = [std::io::IoSliceMut::new(buf)];
+        match process_vm_readv(self.pid, &mut local, &remote) {
+            Ok(n) if n >= min => Ok(n),
+            Ok(n) => Err(MemoryError::new(
+                addr,
+                min,
+                format!("short read of {n} bytes"),
+            )),
+            Err(e) => Err(MemoryError::new(addr, min, e.desc())),
+        }
+    }
+
+    /// One `process_vm_readv` for all ranges (in chunks of `IOV_MAX`). The kernel stops at the
+    /// first range it cannot read: the ranges it filled completely are done, the rest are read
+    /// one by one so that each failure gets its own error.
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Vec<Result<(), MemoryError>> {
+        const IOV_MAX: usize = 1024;
+        let mut results = Vec::with_capacity(reqs.len());
+        for chunk in reqs.chunks_mut(IOV_MAX) {
+            let remote: Vec<RemoteIoVec> = chunk
+                .iter()
+                .map(|(addr, buf)| RemoteIoVec {
+                    base: *addr as usize,
+                    len: buf.len(),
+                })
+                .collect();
+            let total: usize = remote.iter().map(|r| r.len).sum();
+            let done = {
+                let mut local: Vec<std::io::IoSliceMut> = chunk
+                    .iter_mut()
+                    .map(|(_, buf)| std::io::IoSliceMut::new(buf))
+                    .collect();
+                if total == 0 {
+                    0
+                } else {
+                    process_vm_readv(self.pid, &mut local, &remote).unwrap_or(0)
+                }
+            };
+            let mut filled = 0usize;
+            for (addr, buf) in chunk.iter_mut() {
+                filled += buf.len();
+                results.push(if filled <= done {
+                    Ok(())
+                } else {
+                    self.read(*addr, buf)
+                });
+            }
+        }
+        results
+    }
 }
 
 /// Reads the thread pointer of a ptrace-stopped thread.
@@ -76,6 +137,64 @@ pub fn thread_pointer(tid: Pid) -> Result<u64, Errno> {
         return Err(Errno::last());
     }
     Ok(tp)
+}
+
+/// The soft `RLIMIT_NOFILE`: how many files the reader may have open.
+pub fn open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into `limit`, which lives for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    }
+}
+
+/// A read-only map of a whole file, for ELF files too big to read into memory.
+pub fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is only read as bytes. If another process truncates the file meanwhile,
+    // touching a page past the new end raises SIGBUS; the reader maps executables and libraries
+    // that a running process has mapped, which are not truncated in place (writing to a running
+    // executable fails with ETXTBSY, and library updates replace the file by rename).
+    unsafe { memmap2::Mmap::map(file) }
+}
+
+/// The reader thread's scheduling priority, raised for the length of a snapshot and restored on
+/// drop, so that busy targets do not keep the reader off the CPU while it holds their threads.
+#[derive(Debug)]
+pub struct RaisedPriority {
+    old: libc::c_int,
+}
+
+/// Sets the calling thread's nice value to `nice` if that is a raise; needs `CAP_SYS_NICE`
+/// (or a permissive `RLIMIT_NICE`) for negative values.
+pub fn raise_priority(nice: libc::c_int) -> Result<RaisedPriority, Errno> {
+    Errno::clear();
+    // SAFETY: getpriority only reads its integer arguments; -1 is also a valid result, so errno
+    // (cleared above) tells failure apart.
+    let old = unsafe { libc::getpriority(libc::PRIO_PROCESS as _, 0) };
+    if old == -1 && Errno::last_raw() != 0 {
+        return Err(Errno::last());
+    }
+    if old <= nice {
+        return Ok(RaisedPriority { old });
+    }
+    // SAFETY: setpriority takes plain integers; `who` 0 with PRIO_PROCESS is the calling thread
+    // on Linux, so other threads of the reader (e.g. parallel tests) are not affected.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, nice) } == -1 {
+        return Err(Errno::last());
+    }
+    Ok(RaisedPriority { old })
+}
+
+impl Drop for RaisedPriority {
+    fn drop(&mut self) {
+        // SAFETY: as in `raise_priority`; lowering our own priority back is always allowed.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, self.old) };
+    }
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);

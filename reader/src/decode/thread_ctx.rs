@@ -45,25 +45,32 @@ pub fn decode_record(
     }
 }
 
+/// How much of an OTEP 4947 record is read with its header when the address space allows (the
+/// size writers allocate), so that header and attributes usually come in one read.
+pub const OTEP_SPECULATIVE_READ: usize = 640;
+
 fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Option<Bytes>]) -> Decoded<ThreadContext> {
-    let mut header = [0u8; OTEP_HEADER_SIZE];
-    if let Err(e) = mem.read(record, &mut header) {
-        return Decoded::err(err(ErrorKind::Unreadable, format!("record header: {e}")));
-    }
+    let mut buf = [0u8; OTEP_SPECULATIVE_READ];
+    let got = match mem.read_upto(record, &mut buf, OTEP_HEADER_SIZE) {
+        Ok(n) => n,
+        Err(e) => return Decoded::err(err(ErrorKind::Unreadable, format!("record header: {e}"))),
+    };
+    let header: [u8; OTEP_HEADER_SIZE] = buf[..OTEP_HEADER_SIZE].try_into().expect("28 bytes");
     if header[24] != 1 {
         return Decoded::none(); // valid != 1: the writer says "ignore me"; legal
     }
     let attrs_size = u16::from_le_bytes([header[26], header[27]]) as usize;
-    // The header read succeeded, so `record + 28` did not pass u64::MAX; wrapping only spells
-    // that out (a wrapped address would just be unreadable).
-    let attrs_at = record.wrapping_add(OTEP_HEADER_SIZE as u64);
-    let attrs = match mem.read_vec(attrs_at, attrs_size) {
-        Ok(a) => a,
-        Err(e) => {
-            return Decoded::err(err(
-                ErrorKind::Unreadable,
-                format!("{attrs_size} bytes of attrs_data: {e}"),
-            ))
+    let attrs = if OTEP_HEADER_SIZE + attrs_size <= got {
+        buf[OTEP_HEADER_SIZE..OTEP_HEADER_SIZE + attrs_size].to_vec()
+    } else {
+        match mem.read_vec(record.wrapping_add(OTEP_HEADER_SIZE as u64), attrs_size) {
+            Ok(a) => a,
+            Err(e) => {
+                return Decoded::err(err(
+                    ErrorKind::Unreadable,
+                    format!("{attrs_size} bytes of attrs_data: {e}"),
+                ))
+            }
         }
     };
     // Cheap insurance against a record changed under us (pitfall 2).
@@ -164,7 +171,8 @@ fn decode_draft(
 
 /// Re-reads `valid` after the copy: anything but 1 now means the record changed under us.
 fn still_valid(mem: &dyn Memory, valid_at: u64) -> Result<(), ReadError> {
-    match mem.read_u8(valid_at) {
+    let mut valid = [0u8; 1];
+    match mem.read_again(valid_at, &mut valid).map(|()| valid[0]) {
         Ok(1) => Ok(()),
         Ok(v) => Err(err(
             ErrorKind::Torn,

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::Decoded;
-use crate::memory::Memory;
+use crate::memory::{Memory, MemoryError};
 use crate::snapshot::{
     push_bounded, sort_labels, Bytes, ErrorKind, Format, Label, ReadError, V1Labels,
 };
@@ -135,25 +135,53 @@ fn decode_entries(
             return done(labels, errors);
         }
     };
-    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    // Every key and value in one batch (one system call on a live process), then the rules in
+    // entry order, so the result is the same as reading them one by one.
+    let word = |entry: &[u8], i: usize| {
+        u64::from_le_bytes(entry[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+    };
+    let mut wanted: Vec<(u64, usize)> = Vec::new();
+    let mut want = |buf: u64, len: u64, index: usize, what: &str| {
+        check_string_len(len, limits, index, what).map(|len| {
+            wanted.push((buf, len));
+            wanted.len() - 1
+        })
+    };
+    let mut plans = Vec::new();
     for (index, entry) in entries.chunks_exact(LABEL_SIZE as usize).enumerate() {
-        let word =
-            |i: usize| u64::from_le_bytes(entry[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        let (key_len, key_buf, value_len, value_buf) = (word(0), word(1), word(2), word(3));
+        let (key_len, key_buf, value_len, value_buf) = (
+            word(entry, 0),
+            word(entry, 1),
+            word(entry, 2),
+            word(entry, 3),
+        );
         if key_buf == 0 {
             continue; // rule 3: a hidden entry (also the middle of a careful delete)
         }
         if value_buf == 0 {
-            push_bounded(
-                &mut errors,
-                err(
-                    ErrorKind::Unreadable,
-                    format!("label {index}: key present but value pointer is NULL"),
-                ),
-            );
+            plans.push((index, Err(null_value(index)), None));
             continue;
         }
-        let key = match read_string(mem, key_buf, key_len, limits, index, "key") {
+        let key = want(key_buf, key_len, index, "key");
+        let value = key
+            .is_ok()
+            .then(|| want(value_buf, value_len, index, "value"));
+        plans.push((index, key, value));
+    }
+    let mut results = read_strings(mem, &wanted);
+    let mut fetched = |slot: Result<usize, ReadError>, index: usize, what: &str| {
+        let i = slot?;
+        match &mut results[i] {
+            Ok(bytes) => Ok(std::mem::take(bytes)),
+            Err(e) => Err(err(
+                ErrorKind::Unreadable,
+                format!("label {index}: {what}: {e}"),
+            )),
+        }
+    };
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    for (index, key, value) in plans {
+        let key = match fetched(key, index, "key") {
             Ok(k) => k,
             Err(e) => {
                 push_bounded(&mut errors, e);
@@ -164,7 +192,7 @@ fn decode_entries(
         if seen.contains(&key) {
             continue;
         }
-        let value = match read_string(mem, value_buf, value_len, limits, index, "value") {
+        let value = match fetched(value.expect("planned with the key"), index, "value") {
             Ok(v) => v,
             Err(e) => {
                 push_bounded(&mut errors, e);
@@ -181,14 +209,55 @@ fn decode_entries(
     done(labels, errors)
 }
 
-fn read_string(
-    mem: &dyn Memory,
-    buf: u64,
+/// Reads the strings in batches of at most `MAX_BATCH_BYTES`, so that lengths a target claims
+/// but cannot back are never all allocated at once.
+fn read_strings(mem: &dyn Memory, wanted: &[(u64, usize)]) -> Vec<Result<Vec<u8>, MemoryError>> {
+    const MAX_BATCH_BYTES: usize = 1 << 20;
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut rest = wanted;
+    while !rest.is_empty() {
+        let mut bytes = 0usize;
+        let n = rest
+            .iter()
+            .take_while(|(_, len)| {
+                bytes = bytes.saturating_add(*len);
+                bytes <= MAX_BATCH_BYTES
+            })
+            .count()
+            .max(1);
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        let mut bufs: Vec<Vec<u8>> = batch.iter().map(|(_, len)| vec![0u8; *len]).collect();
+        let results = {
+            let mut reqs: Vec<(u64, &mut [u8])> = batch
+                .iter()
+                .zip(bufs.iter_mut())
+                .map(|((addr, _), buf)| (*addr, buf.as_mut_slice()))
+                .collect();
+            mem.read_many(&mut reqs)
+        };
+        out.extend(
+            bufs.into_iter()
+                .zip(results)
+                .map(|(buf, r)| r.map(|()| buf)),
+        );
+    }
+    out
+}
+
+fn null_value(index: usize) -> ReadError {
+    err(
+        ErrorKind::Unreadable,
+        format!("label {index}: key present but value pointer is NULL"),
+    )
+}
+
+fn check_string_len(
     len: u64,
     limits: &V1Limits,
     index: usize,
     what: &str,
-) -> Result<Vec<u8>, ReadError> {
+) -> Result<usize, ReadError> {
     if len > limits.max_string_len {
         return Err(err(
             ErrorKind::TooLarge,
@@ -198,6 +267,5 @@ fn read_string(
             ),
         ));
     }
-    mem.read_vec(buf, len as usize)
-        .map_err(|e| err(ErrorKind::Unreadable, format!("label {index}: {what}: {e}")))
+    Ok(len as usize)
 }

@@ -74,16 +74,19 @@ pub fn load_modules(pid: i32, maps: &[Mapping]) -> Vec<LoadedModule> {
     modules
 }
 
-fn read_module_file(pid: i32, path: &str, mappings: &[&Mapping]) -> Option<Vec<u8>> {
+/// Maps the file rather than reading it: discovery touches only headers, symbol tables,
+/// relocations and the dynamic section, so a 100+ MB executable costs the reader a few pages.
+fn read_module_file(pid: i32, path: &str, mappings: &[&Mapping]) -> Option<memmap2::Mmap> {
     // Through the target's root, so containers work; map_files also covers deleted files.
     let via_root = format!(
         "/proc/{pid}/root{}",
         path.strip_suffix(" (deleted)").unwrap_or(path)
     );
-    std::fs::read(via_root).ok().or_else(|| {
+    let file = std::fs::File::open(via_root).ok().or_else(|| {
         let m = mappings.first()?;
-        std::fs::read(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end)).ok()
-    })
+        std::fs::File::open(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end)).ok()
+    })?;
+    crate::backend::sys::map_file(&file).ok()
 }
 
 /// bias = start of the mapping of the first `PT_LOAD` minus its page-aligned `p_vaddr`.

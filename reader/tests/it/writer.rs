@@ -31,6 +31,54 @@ pub fn build_writer(libc: Libc, placement: Placement) -> PathBuf {
     Path::new(WRITERS).join(&name).join(&name)
 }
 
+/// The other-tracer helper (tests/it/c/tracer.c).
+pub fn tracer_exe() -> PathBuf {
+    let error = Path::new(WRITERS).join("tracer.error");
+    if let Ok(e) = std::fs::read_to_string(&error) {
+        panic!("build.rs could not build the tracer helper:\n{e}");
+    }
+    Path::new(WRITERS).join("tracer")
+}
+
+/// Another tracer holding one thread (running, or also stopped with `stop`); lets go on drop.
+pub struct Tracer {
+    child: Child,
+    pub pid: i32,
+}
+
+impl Tracer {
+    pub fn hold(tid: i32, stop: bool) -> Tracer {
+        let mut cmd = Command::new(tracer_exe());
+        cmd.arg(tid.to_string());
+        if stop {
+            cmd.arg("--stop");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn tracer");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("HELD line");
+        let pid = line
+            .strip_prefix("HELD ")
+            .unwrap_or_else(|| panic!("tracer could not hold {tid}: {line:?}"))
+            .trim()
+            .parse()
+            .expect("tracer pid");
+        Tracer { child, pid }
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
 /// A running writer, killed on drop.
 pub struct Writer {
     child: Child,

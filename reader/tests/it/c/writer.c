@@ -2,7 +2,8 @@
  * and an OTEP 4719 process context, prints "READY <tid> <tid>" and parks until stdin EOF.
  * Thread i (1..N, N = --threads, default 2) has labels {"worker": "w<i>", "customer": "acme"} and a record with
  * trace id bytes i,i,..., span id 0xa0+i..., flags 1, attributes {0: "/api/<i>", 1: "u<i>"}.
- * The main thread publishes nothing. With --busy the workers spin on CPU (for sampling backends). */
+ * The main thread publishes nothing. With --busy the workers spin on CPU (for sampling backends).
+ * With --churn N, N more threads each create and join short-lived threads without pause. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
@@ -99,9 +100,21 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+static void *short_lived(void *arg) { return arg; }
+
+static void *churner(void *arg) {
+    while (!stopping) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, short_lived, NULL) == 0) pthread_join(t, NULL);
+    }
+    return arg;
+}
+
 int main(int argc, char **argv) {
+    int churners = 0;
     for (int i = 1; i < argc; i++) {
         busy |= strcmp(argv[i], "--busy") == 0;
+        if (strcmp(argv[i], "--churn") == 0 && i + 1 < argc) churners = atoi(argv[++i]);
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) nthreads = atoi(argv[++i]);
     }
     if (nthreads < 1 || nthreads > MAX_THREADS) nthreads = 2;
@@ -111,6 +124,11 @@ int main(int argc, char **argv) {
     static pthread_t th[MAX_THREADS];
     for (int i = 0; i < nthreads; i++) pthread_create(&th[i], NULL, worker, (void *)(intptr_t)(i + 1));
     pthread_barrier_wait(&ready);
+    for (int i = 0; i < churners && i < 64; i++) {
+        pthread_t t;
+        pthread_create(&t, NULL, churner, NULL);
+        pthread_detach(t);
+    }
     printf("READY");
     for (int i = 0; i < nthreads; i++) printf(" %d", tids[i]);
     printf("\n");
