@@ -6,8 +6,8 @@
  *
  * Prints "READY <pid>" once every worker has published. Idle workers then sleep in a futex
  * (pthread barrier); busy workers spin, each incrementing its own counter. Every line read on
- * stdin is answered with "COUNT <sum of all counters> <CLOCK_MONOTONIC ns>", so the benchmark can
- * measure the target's throughput. Exits on stdin EOF. Built with debug info so that gdb can
+ * stdin is answered with "COUNT <sum of all counters> <CLOCK_MONOTONIC ns> <process CPU time ns>",
+ * so the benchmark can measure the target's throughput. Exits on stdin EOF. Built with debug info so that gdb can
  * resolve the TLS symbols. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -171,10 +171,12 @@ int main(int argc, char **argv) {
     while (getline(&line, &cap, stdin) > 0) {
         uint64_t sum = 0;
         for (int i = 0; i < nthreads; i++) sum += __atomic_load_n(&counters[i].n, __ATOMIC_RELAXED);
-        struct timespec t;
+        struct timespec t, cpu;
         clock_gettime(CLOCK_MONOTONIC, &t);
-        printf("COUNT %llu %llu\n", (unsigned long long)sum,
-               (unsigned long long)t.tv_sec * 1000000000ull + (unsigned long long)t.tv_nsec);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+        printf("COUNT %llu %llu %llu\n", (unsigned long long)sum,
+               (unsigned long long)t.tv_sec * 1000000000ull + (unsigned long long)t.tv_nsec,
+               (unsigned long long)cpu.tv_sec * 1000000000ull + (unsigned long long)cpu.tv_nsec);
         fflush(stdout);
     }
     stopping = 1;

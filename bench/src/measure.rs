@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::point::PointResult;
 use crate::report;
-use crate::target::{run_gdb, throughput, GdbRun, Target};
+use crate::target::{run_gdb, throughput, GdbRun, Rate, Target};
 use crate::RunArgs;
 
 /// How many snapshots and how much time each point gets.
@@ -137,7 +137,7 @@ pub struct ThroughputMode {
     pub backend: &'static str,
     /// None: flat out.
     pub interval: Option<Duration>,
-    pub rate: f64,
+    pub rate: Rate,
     pub snapshots: usize,
     pub error: Option<String>,
 }
@@ -146,7 +146,7 @@ pub struct ThroughputMode {
 pub struct Throughput {
     pub threads: usize,
     /// No reader: before the first reader window and after each one.
-    pub baselines: Vec<f64>,
+    pub baselines: Vec<Rate>,
     pub modes: Vec<ThroughputMode>,
 }
 

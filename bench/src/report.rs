@@ -9,6 +9,7 @@ use crate::measure::{Point, ReaderRun, Results, Throughput};
 use crate::plot::{line_chart, Series};
 use crate::point::{TARGET_ATTRIBUTES, TARGET_LABELS};
 use crate::stats::{human_us, quantile, Spread};
+use crate::target::Rate;
 
 fn mode(busy: bool) -> &'static str {
     if busy {
@@ -119,18 +120,18 @@ fn pct(rate: f64, base: f64) -> String {
 }
 
 /// Mean of the baselines right before and after reader window `i`.
-fn baseline(t: &Throughput, i: usize) -> f64 {
+fn baseline(t: &Throughput, i: usize) -> Rate {
     match (t.baselines.get(i), t.baselines.get(i + 1)) {
-        (Some(a), Some(b)) => (a + b) / 2.0,
+        (Some(a), Some(b)) => Rate::mean(*a, *b),
         (Some(a), None) => *a,
-        _ => 0.0,
+        _ => Rate::default(),
     }
 }
 
 fn baseline_range(t: &Throughput) -> (f64, f64) {
-    t.baselines
-        .iter()
-        .fold((f64::MAX, 0.0f64), |(lo, hi), &b| (lo.min(b), hi.max(b)))
+    t.baselines.iter().fold((f64::MAX, 0.0f64), |(lo, hi), b| {
+        (lo.min(b.per_second), hi.max(b.per_second))
+    })
 }
 
 pub fn throughput_line(t: &Throughput) -> String {
@@ -142,7 +143,7 @@ pub fn throughput_line(t: &Throughput) -> String {
             ", {} {} {}",
             m.backend,
             interval_name(m.interval),
-            pct(m.rate, baseline(t, i))
+            pct(m.rate.per_second, baseline(t, i).per_second)
         );
     }
     s
@@ -413,8 +414,8 @@ fn plots(results: &Results, out: &Path) -> Result<()> {
                     .throughput
                     .iter()
                     .filter_map(|t| {
-                        let base = baseline(t, i);
-                        let rate = t.modes.get(i)?.rate;
+                        let base = baseline(t, i).per_second;
+                        let rate = t.modes.get(i)?.rate.per_second;
                         (base > 0.0).then(|| (t.threads as f64, rate / base * 100.0))
                     })
                     .collect(),
@@ -689,7 +690,9 @@ pub fn markdown(results: &Results) -> String {
         "Counter increments per second (millions), and in parentheses the share of the throughput \
          without a reader (the mean of the reader-less windows right before and after) and the \
          snapshots taken in the window. Reader-less windows alternate with the reader windows; \
-         their spread shows the noise of the machine.\n"
+         their spread shows the noise of the machine. \"Per CPU second\" divides by the CPU time \
+         the target got instead of the wall time: it does not move with the CPU that other work \
+         takes, but it also hides the CPU that the reader itself takes from the target.\n"
     );
     let mut header = "| busy threads | no reader (min-max) |".to_string();
     let mut rule = "|---|---|".to_string();
@@ -711,9 +714,10 @@ pub fn markdown(results: &Results) -> String {
                 .map_or(String::new(), |e| format!("; error: {e}"));
             let _ = write!(
                 row,
-                " {:.0} ({}, {} snapshots{err}) |",
-                m.rate / 1e6,
-                pct(m.rate, base),
+                " {:.0} ({}; per CPU second {}; {} snapshots{err}) |",
+                m.rate.per_second / 1e6,
+                pct(m.rate.per_second, base.per_second),
+                pct(m.rate.per_cpu_second, base.per_cpu_second),
                 m.snapshots
             );
         }

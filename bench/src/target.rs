@@ -44,15 +44,18 @@ impl Target {
         })
     }
 
-    /// The sum of the workers' counters and the target's CLOCK_MONOTONIC time in ns.
-    pub fn count(&mut self) -> Result<(u64, u64)> {
+    /// The sum of the workers' counters, the target's CLOCK_MONOTONIC time and its CPU time (all
+    /// threads), both in ns.
+    pub fn count(&mut self) -> Result<(u64, u64, u64)> {
         self.stdin.write_all(b"c\n")?;
         self.stdin.flush()?;
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
         let mut words = line.split_whitespace();
-        match (words.next(), words.next(), words.next()) {
-            (Some("COUNT"), Some(n), Some(t)) => Ok((n.parse()?, t.parse()?)),
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("COUNT"), Some(n), Some(t), Some(cpu)) => {
+                Ok((n.parse()?, t.parse()?, cpu.parse()?))
+            }
             _ => bail!("the target answered {line:?}"),
         }
     }
@@ -79,16 +82,37 @@ impl Drop for Target {
     }
 }
 
-/// Rate of the target's counters over `window` while `during` runs (or sleeps for `window` when
-/// `during` is `None`): increments per second.
-pub fn throughput(target: &mut Target, during: impl FnOnce() -> Result<()>) -> Result<f64> {
-    let (c0, t0) = target.count()?;
-    during()?;
-    let (c1, t1) = target.count()?;
-    if t1 <= t0 {
-        bail!("the target's clock did not advance");
+/// The target's counter increments per wall-clock second and per second of its own CPU time.
+/// On a machine shared with other work the first follows the CPU the target gets; the second
+/// shows whether the work it did per CPU second changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub per_cpu_second: f64,
+}
+
+impl Rate {
+    pub fn mean(a: Rate, b: Rate) -> Rate {
+        Rate {
+            per_second: (a.per_second + b.per_second) / 2.0,
+            per_cpu_second: (a.per_cpu_second + b.per_cpu_second) / 2.0,
+        }
     }
-    Ok(c1.saturating_sub(c0) as f64 / ((t1 - t0) as f64 / 1e9))
+}
+
+/// The target's rate while `during` runs.
+pub fn throughput(target: &mut Target, during: impl FnOnce() -> Result<()>) -> Result<Rate> {
+    let (c0, t0, cpu0) = target.count()?;
+    during()?;
+    let (c1, t1, cpu1) = target.count()?;
+    if t1 <= t0 || cpu1 <= cpu0 {
+        bail!("the target's clocks did not advance");
+    }
+    let n = c1.saturating_sub(c0) as f64;
+    Ok(Rate {
+        per_second: n / ((t1 - t0) as f64 / 1e9),
+        per_cpu_second: n / ((cpu1 - cpu0) as f64 / 1e9),
+    })
 }
 
 /// One gdb run over the target.
