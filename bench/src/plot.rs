@@ -31,6 +31,16 @@ fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
+/// A tick label without needless decimals: 1000, 2.5, 0.05.
+fn tick(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 /// A log-log (or log-x, linear-y) line chart of `series` against the thread count.
 pub fn line_chart(
     path: &Path,
@@ -57,6 +67,8 @@ pub fn line_chart(
                 .x_desc("threads in the target")
                 .y_desc(y_desc)
                 .label_style(("sans-serif", 14))
+                .x_label_formatter(&|x| tick(*x))
+                .y_label_formatter(&|y| tick(*y))
                 .axis_desc_style(("sans-serif", 15))
                 .draw()
                 .map_err(|e| anyhow!("{e:?}"))?;
@@ -107,6 +119,14 @@ pub fn line_chart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_drop_needless_decimals() {
+        assert_eq!(tick(1000.0), "1000");
+        assert_eq!(tick(2.5), "2.5");
+        assert_eq!(tick(1.0), "1");
+        assert_eq!(tick(0.05), "0.05");
+    }
 
     #[test]
     fn svg_holds_title_axis_and_legend_text() {
