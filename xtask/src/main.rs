@@ -1,6 +1,7 @@
 //! `cargo xtask`: setup, build, conformance, tests, and the aarch64 VM leg of context-reader.
 
 mod apt_sources;
+mod bench;
 mod cpio;
 mod cross;
 mod guest;
@@ -38,6 +39,7 @@ impl Arch {
         setup::Legs {
             x86_64: self != Arch::Aarch64,
             aarch64: self != Arch::X86_64,
+            bench: false,
         }
     }
 }
@@ -82,6 +84,9 @@ enum Task {
     },
     /// What CI runs: `test` for both arches.
     Ci,
+    /// Install gdb, then benchmark the ptrace and eBPF backends against gdb (needs root; about 10
+    /// min): docs/benchmarks.md and docs/bench-*.svg.
+    Bench(bench::BenchArgs),
     /// Run an aarch64 program in a fresh VM and exit with its exit code (a cargo runner).
     VmRun {
         program: PathBuf,
@@ -174,7 +179,15 @@ fn conformance(paths: &Paths, backend: Backend, arch: Arch, select: &Selection) 
 /// binary in one VM. The whole matrix takes 12-20 min of emulation, so this VM may run longer
 /// than the default limit of one VM.
 fn conformance_aarch64(paths: &Paths, backend: Backend, select: &Selection) -> Result<()> {
-    run(cross::cargo(paths)?.args(["build", "--workspace", "--exclude", "xtask"]))?;
+    // context-bench is a host tool (it drives gdb and the host reader): not for the guest.
+    run(cross::cargo(paths)?.args([
+        "build",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "context-bench",
+    ]))?;
     let mut test = cross::cargo(paths)?;
     conformance_test(
         &mut test,
@@ -364,6 +377,7 @@ fn main() -> ExitCode {
         ),
         Task::Test { arch } => test(&paths, arch),
         Task::Ci => test(&paths, Arch::All),
+        Task::Bench(args) => bench::bench(&paths, &args),
         Task::VmRun { program, args } => match vm_run(&paths, &program, &args) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

@@ -25,6 +25,9 @@ const HOST_PACKAGES: &[&str] = &[
     "protobuf-compiler",
 ];
 
+/// The benchmark's baseline (`cargo xtask bench` reads the same TLS slots with gdb).
+const BENCH_PACKAGES: &[&str] = &["gdb"];
+
 /// Cross toolchains for aarch64 (glibc and musl via its gcc specs file) and the Rust that can
 /// target aarch64 here (Debian's; rustup has no other targets available).
 const AARCH64_PACKAGES: &[&str] = &[
@@ -48,6 +51,8 @@ const BACKPORTS_SOURCE_FILE: &str = "/etc/apt/sources.list.d/xtask-backports.sou
 pub struct Legs {
     pub x86_64: bool,
     pub aarch64: bool,
+    /// What `cargo xtask bench` needs besides the host tools.
+    pub bench: bool,
 }
 
 /// What dpkg says about one package.
@@ -119,9 +124,16 @@ fn find_missing(legs: Legs) -> Result<Missing> {
         backports_source: None,
     };
     // The aarch64 leg cross-builds the same crates, so it needs the host tools too.
-    if legs.x86_64 || legs.aarch64 {
+    if legs.x86_64 || legs.aarch64 || legs.bench {
         missing.packages.extend(
             HOST_PACKAGES
+                .iter()
+                .filter(|p| installed_version(p).is_none()),
+        );
+    }
+    if legs.bench {
+        missing.packages.extend(
+            BENCH_PACKAGES
                 .iter()
                 .filter(|p| installed_version(p).is_none()),
         );
