@@ -153,7 +153,9 @@ impl Session {
             #[cfg(not(feature = "ebpf"))]
             BackendKind::Ebpf => return Err(ReaderError::BackendUnavailable(BackendKind::Ebpf)),
         };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // The eBPF backend reports a process that exited during its window itself (with what it
+        // sampled before); any other snapshot of a process that is gone now is not one.
+        if !ebpf_saw_exit(&stats) && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(ReaderError::NoSuchProcess(pid));
         }
         let mut snapshot = Snapshot {
@@ -167,6 +169,16 @@ impl Session {
         stats.total = started.elapsed();
         Ok((snapshot, stats))
     }
+}
+
+#[cfg(feature = "ebpf")]
+fn ebpf_saw_exit(stats: &SnapshotStats) -> bool {
+    stats.ebpf.as_ref().is_some_and(|e| e.process_exited)
+}
+
+#[cfg(not(feature = "ebpf"))]
+fn ebpf_saw_exit(_: &SnapshotStats) -> bool {
+    false
 }
 
 fn proc_error(pid: i32, e: std::io::Error) -> ReaderError {
