@@ -42,6 +42,15 @@ impl Default for EbpfOptions {
     }
 }
 
+/// Loads and verifies the process-wide sampler now, if no snapshot has yet (the first eBPF
+/// snapshot does it otherwise). Returns how long the load took, or `None` if it was loaded.
+pub fn preload() -> Result<Option<Duration>, EbpfError> {
+    if SharedSampler::global_is_loaded() {
+        return Ok(None);
+    }
+    SharedSampler::global().map(|shared| Some(shared.load_time()))
+}
+
 /// How often the collection loop checks that the process is still there.
 const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -130,8 +139,20 @@ fn kernel_delta(before: &KernelStats, after: &KernelStats, samples: u64) -> Kern
     }
 }
 
-fn process_exists(pid: i32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+/// Whether `pid` is still running: listed in /proc and not a zombie (a process whose parent
+/// has not reaped it yet stays listed, with no threads left to sample).
+fn process_alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may contain any byte.
+    match stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+    {
+        Some(state) => !matches!(state, "Z" | "X" | "x"),
+        None => true,
+    }
 }
 
 /// Samples the threads of `pid` and decodes each thread's latest sample.
@@ -219,7 +240,7 @@ pub fn snapshot_threads(
             remaining.remove(&tid);
             remaining.is_empty()
         })?;
-        if !process_exists(pid) {
+        if !process_alive(pid) {
             stats.process_exited = true;
             break;
         }
