@@ -219,13 +219,17 @@ fn print_stats(stats: &SnapshotStats) {
             Some(t) => format!("program loaded in {:.1} ms", t.as_secs_f64() * 1e3),
             None => "program reused".into(),
         };
+        let priority = match &ebpf.realtime {
+            Ok(()) => "real-time priority".to_string(),
+            Err(e) => format!("priority not raised ({e})"),
+        };
         let fallback = if ebpf.cpu_fallback {
             " (plus per-CPU events: some threads had none)"
         } else {
             ""
         };
         eprintln!(
-            "ebpf: {:.3} ms; {load}; per-thread events {}, threads without {}{fallback}; samples {}, drops {}, stale thread pointers {}; {cost}",
+            "ebpf: {:.3} ms; {load}; {priority}; per-thread events {}, threads without {}{fallback}; samples {}, drops {}, stale thread pointers {}; {cost}",
             stats.total.as_secs_f64() * 1e3,
             ebpf.threads_attached,
             ebpf.threads_unattached,

@@ -111,6 +111,13 @@ impl Session {
         let started = Instant::now();
         let pid = self.pid;
         let opts = self.opts.clone();
+        // eBPF: the whole snapshot at real-time priority, so that a target whose busy threads
+        // saturate the CPUs cannot starve discovery, the program load or the ring-buffer drain.
+        #[cfg(feature = "ebpf")]
+        let realtime = match opts.backend {
+            BackendKind::Ebpf => crate::backend::sys::raise_to_realtime(),
+            BackendKind::Ptrace => Err(nix::errno::Errno::UnknownErrno),
+        };
         let mem = ProcessMemory::new(pid);
         let plan = self.plan()?.clone();
         let mut errors = plan.errors.clone();
@@ -144,8 +151,12 @@ impl Session {
             #[cfg(feature = "ebpf")]
             BackendKind::Ebpf => {
                 let only = opts.threads.as_deref();
-                let (threads, ebpf_errors, ebpf_stats) =
+                let (threads, ebpf_errors, mut ebpf_stats) =
                     crate::backend::ebpf::snapshot_threads(pid, only, &plan, &keys, &opts.ebpf)?;
+                ebpf_stats.realtime = realtime
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| e.desc().to_string());
                 errors.extend(ebpf_errors);
                 stats.ebpf = Some(ebpf_stats);
                 threads

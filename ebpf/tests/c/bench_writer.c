@@ -3,9 +3,10 @@
  * labels (separately allocated keys and values) and a 640-byte OTEP 4947 record (28-byte header,
  * 6 attributes of 100 bytes) through the symbols the reader discovers, then parks or spins.
  *
- * Usage: bench_writer [--threads N] [--busy] [--exit-after-ms MS]
+ * Usage: bench_writer [--threads N | -t N] [--busy | -b] [--exit-after-ms MS | -x MS]
  * Prints "READY <pid>" once every worker has published; exits at stdin EOF, or MS ms after READY. */
 #include "common.h"
+#include <errno.h>
 #include <time.h>
 
 __attribute__((visibility("default"), used)) __thread struct cl_set *custom_labels_current_set;
@@ -64,9 +65,11 @@ int main(int argc, char **argv)
 	int threads = 8;
 	long exit_after_ms = -1;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--busy") == 0) busy = 1;
-		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--exit-after-ms") == 0 && i + 1 < argc) exit_after_ms = atol(argv[++i]);
+		const char *a = argv[i];
+		if (strcmp(a, "--busy") == 0 || strcmp(a, "-b") == 0) busy = 1;
+		else if ((strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0) && i + 1 < argc) threads = atoi(argv[++i]);
+		else if ((strcmp(a, "--exit-after-ms") == 0 || strcmp(a, "-x") == 0) && i + 1 < argc)
+			exit_after_ms = atol(argv[++i]);
 	}
 	if (threads < 1 || threads > 8192) threads = 8;
 	pthread_barrier_init(&ready, NULL, (unsigned)threads + 1);
@@ -83,12 +86,16 @@ int main(int argc, char **argv)
 	pthread_barrier_wait(&ready);
 	printf("READY %d\n", (int)getpid());
 	fflush(stdout);
+	/* Both waits resume after an interruption (a tracer or a signal elsewhere must not end them). */
 	if (exit_after_ms >= 0) {
 		struct timespec t = { exit_after_ms / 1000, (exit_after_ms % 1000) * 1000000L };
-		nanosleep(&t, NULL);
+		while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
 		_exit(0);
 	}
 	char c;
-	while (read(0, &c, 1) > 0) {}
+	for (;;) {
+		ssize_t n = read(0, &c, 1);
+		if (n == 0 || (n < 0 && errno != EINTR)) break;
+	}
 	_exit(0);
 }

@@ -48,6 +48,7 @@ pub fn preload() -> Result<Option<Duration>, EbpfError> {
     if SharedSampler::global_is_loaded() {
         return Ok(None);
     }
+    let _realtime = super::sys::raise_to_realtime();
     SharedSampler::global().map(|shared| Some(shared.load_time()))
 }
 
@@ -108,7 +109,7 @@ fn kernel_params(plan: &ReadPlan, keys: &ThreadKeyMap) -> ProcessParams {
     params
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EbpfStats {
     /// The program's kernel counters over this snapshot's window (deltas; with several
     /// concurrent snapshots in one process they include the others' runs). `samples` counts the
@@ -127,6 +128,25 @@ pub struct EbpfStats {
     pub cpu_fallback: bool,
     /// The process exited during the window: the threads sampled before are reported.
     pub process_exited: bool,
+    /// Whether the reader's thread ran at real-time priority during the snapshot (the error
+    /// otherwise, e.g. "Operation not permitted"); set by `Session::snapshot`, which raises it
+    /// for eBPF snapshots (`sys::RealtimeGuard`).
+    pub realtime: Result<(), String>,
+}
+
+impl Default for EbpfStats {
+    fn default() -> Self {
+        EbpfStats {
+            kernel: KernelStats::default(),
+            stale_tp: 0,
+            load_time: None,
+            threads_attached: 0,
+            threads_unattached: 0,
+            cpu_fallback: false,
+            process_exited: false,
+            realtime: Ok(()),
+        }
+    }
 }
 
 fn kernel_delta(before: &KernelStats, after: &KernelStats, samples: u64) -> KernelStats {
@@ -216,6 +236,11 @@ pub fn snapshot_threads(
     stats.threads_attached = watch.threads_attached();
     stats.threads_unattached = watch.threads_failed().len();
     stats.cpu_fallback = watch.cpu_fallback();
+    // CPU time of each thread when the window opens, to say how long an unsampled one ran.
+    let cpu_before: BTreeMap<i32, u64> = tids
+        .iter()
+        .filter_map(|&tid| Some((tid, thread_cpu_ns(pid, tid)?)))
+        .collect();
 
     let mut latest: BTreeMap<i32, Sample> = BTreeMap::new();
     let mut remaining = tids.clone();
@@ -273,14 +298,24 @@ pub fn snapshot_threads(
                         format!("thread {tid} exited before it was sampled"),
                     ))
                 }
-                None => thread.errors.push(ReadError::new(
-                    Format::Tls,
-                    ErrorKind::NotSampled,
-                    format!(
-                        "thread {tid} was not on CPU during the {:.1} s collection window",
-                        opts.duration.as_secs_f64()
-                    ),
-                )),
+                None => {
+                    let ran = match (cpu_before.get(&tid), thread_cpu_ns(pid, tid)) {
+                        (Some(before), Some(after)) => format!(
+                            "; it was on CPU for {:.1} ms of it",
+                            after.saturating_sub(*before) as f64 / 1e6
+                        ),
+                        _ => String::new(),
+                    };
+                    thread.errors.push(ReadError::new(
+                        Format::Tls,
+                        ErrorKind::NotSampled,
+                        format!(
+                            "thread {tid} was not sampled in the {:.1} s collection window (each thread is sampled after {:.1} ms on CPU){ran}",
+                            opts.duration.as_secs_f64(),
+                            1e3 / frequency_hz as f64
+                        ),
+                    ))
+                }
             }
             thread
         })
@@ -313,6 +348,17 @@ fn decode_sample(
         ));
         thread.v2 = None;
     }
+}
+
+/// The thread's total time on CPU in ns (`/proc/PID/task/TID/schedstat`, first field), if the
+/// kernel reports it.
+fn thread_cpu_ns(pid: i32, tid: i32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// On aarch64 the kernel's saved TP can be stale right after exec (platform.md): learn each
