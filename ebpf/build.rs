@@ -27,6 +27,7 @@ fn compile_test_targets() {
         "dtv_main.c",
         "dtv_module.c",
         "layouts.c",
+        "bench_writer.c",
     ] {
         println!("cargo:rerun-if-changed={}", c_dir.join(file).display());
     }
@@ -66,6 +67,11 @@ fn compile_test_targets() {
         &["tp_relative.c"],
     );
     build("CR_TEST_TARGET_LAYOUTS", "layouts", &["layouts.c"]);
+    build(
+        "CR_TEST_TARGET_BENCH_WRITER",
+        "bench_writer",
+        &["bench_writer.c"],
+    );
     // traditional general dynamic (__tls_get_addr), so the slot is only reachable through the DTV
     let traditional_dialect = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
         Ok("aarch64") => "-mtls-dialect=trad",

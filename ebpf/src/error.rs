@@ -139,6 +139,13 @@ impl EbpfError {
         }
     }
 
+    /// Whether this is `ESRCH` from `perf_event_open`: the thread exited before its event was
+    /// opened.
+    pub fn is_no_such_thread(&self) -> bool {
+        const ESRCH: i32 = 3;
+        matches!(self, EbpfError::Syscall { source, .. } if source.raw_os_error() == Some(ESRCH))
+    }
+
     /// The verifier log, when the verifier rejected the program.
     pub fn verifier_log(&self) -> Option<&str> {
         match self {

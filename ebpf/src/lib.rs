@@ -27,11 +27,13 @@ mod pod;
 pub mod rules;
 pub mod sample;
 pub mod sampler;
+pub mod shared;
 
 pub use error::EbpfError;
 pub use rules::{ProcessParams, SlotRule, V1Layout, V2Layout};
 pub use sample::{FormatFlags, RecordError, Sample, SampleFlags};
-pub use sampler::{Sampler, SamplerOptions, Stats, KERNEL_BTF_PATH};
+pub use sampler::{Attachment, Sampler, SamplerOptions, Stats, ThreadAttachment, KERNEL_BTF_PATH};
+pub use shared::{SharedSampler, Trigger, Watch};
 
 /// The compiled BPF object for the target architecture (built by build.rs), 8-byte aligned.
 pub static BPF_OBJECT: &[u8] =

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
+use aya::programs::perf_event::{
+    PerfEventConfig, PerfEventLinkId, PerfEventScope, SamplePolicy, SoftwareEvent,
+};
 use aya::programs::PerfEvent;
 use aya::{Ebpf, EbpfLoader};
 
@@ -67,6 +69,8 @@ pub struct Sampler {
     ring: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
     samples_received: u64,
+    /// Events attached by [`Sampler::load`], detached with the sampler.
+    owned: Attachment,
     /// Keeps run-time statistics enabled while the sampler lives.
     _run_stats: Option<OwnedFd>,
 }
@@ -84,22 +88,68 @@ fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, EbpfE
         .ok_or(EbpfError::ObjectMismatch { kind: "map", name })
 }
 
+/// Perf events the program is attached to; give it back to [`Sampler::detach`] (dropping it
+/// leaves the events attached until the sampler itself is dropped).
+#[derive(Debug, Default)]
+#[must_use = "detach the events with Sampler::detach"]
+pub struct Attachment {
+    links: Vec<PerfEventLinkId>,
+}
+
+impl Attachment {
+    /// Number of perf events in this attachment.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+    /// Whether no event is attached.
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+    /// Moves `other`'s events into this attachment.
+    pub fn merge(&mut self, other: Attachment) {
+        self.links.extend(other.links);
+    }
+}
+
+/// What [`Sampler::attach_threads`] did: the threads with their own event, and the ones without.
+#[derive(Debug, Default)]
+pub struct ThreadAttachment {
+    pub attachment: Attachment,
+    /// Threads that got an event.
+    pub attached: Vec<u32>,
+    /// Threads that did not, with the reason (`ESRCH`: the thread exited already).
+    pub failed: Vec<(u32, EbpfError)>,
+}
+
+impl ThreadAttachment {
+    /// Whether some thread failed for another reason than having exited (e.g. no file
+    /// descriptors left): the caller should fall back to per-CPU sampling for coverage.
+    pub fn needs_fallback(&self) -> bool {
+        self.failed.iter().any(|(_, e)| !e.is_no_such_thread())
+    }
+}
+
+fn load_error_syscall(call: &'static str, source: std::io::Error) -> EbpfError {
+    EbpfError::Syscall { call, source }
+}
+
 impl Sampler {
-    /// Loads the program, creates its maps and attaches one cpu-clock perf event per online CPU.
-    /// No process is watched until [`Sampler::watch`].
+    /// Loads the program, creates its maps and attaches one cpu-clock perf event per online CPU
+    /// at `options.frequency_hz`. No process is watched until [`Sampler::watch`].
     pub fn load(options: SamplerOptions) -> Result<Sampler, EbpfError> {
+        let mut sampler = Sampler::load_unattached()?;
+        let attachment = sampler.attach_cpus(options.frequency_hz)?;
+        sampler.owned.merge(attachment);
+        Ok(sampler)
+    }
+
+    /// Loads (and so verifies) the program and creates its maps, without attaching it to any
+    /// perf event: see [`Sampler::attach_cpus`] and [`Sampler::attach_threads`]. This is the
+    /// expensive step (the verifier); a loaded sampler can serve any number of watches.
+    pub fn load_unattached() -> Result<Sampler, EbpfError> {
         if !Path::new(KERNEL_BTF_PATH).exists() {
             return Err(EbpfError::BtfMissing {
                 path: KERNEL_BTF_PATH,
-            });
-        }
-        if options.frequency_hz == 0 {
-            return Err(EbpfError::Syscall {
-                call: "perf_event_open",
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "sampling frequency 0 Hz",
-                ),
             });
         }
         let possible_cpus = aya::util::nr_cpus().map_err(|(file, source)| EbpfError::Syscall {
@@ -110,8 +160,6 @@ impl Sampler {
             },
             source,
         })?;
-        let online = aya::util::online_cpus()
-            .map_err(|(file, source)| EbpfError::Syscall { call: file, source })?;
 
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(MAP_SCRATCH, possible_cpus as u32)
@@ -141,33 +189,125 @@ impl Sampler {
 
         let run_stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
 
-        let program: &mut PerfEvent = ebpf
+        let mut sampler = Sampler {
+            ebpf,
+            processes,
+            ring,
+            counters,
+            samples_received: 0,
+            owned: Attachment::default(),
+            _run_stats: run_stats,
+        };
+        sampler
+            .program_mut()?
+            .load()
+            .map_err(EbpfError::from_program)?;
+        Ok(sampler)
+    }
+
+    fn program_mut(&mut self) -> Result<&mut PerfEvent, EbpfError> {
+        self.ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(EbpfError::ObjectMismatch {
                 kind: "program",
                 name: PROGRAM_NAME,
             })?
             .try_into()
-            .map_err(EbpfError::from_program)?;
-        program.load().map_err(EbpfError::from_program)?;
-        for cpu in online {
-            program
-                .attach(
-                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
-                    PerfEventScope::AllProcessesOneCpu { cpu },
-                    SamplePolicy::Frequency(options.frequency_hz),
-                    false,
-                )
-                .map_err(EbpfError::from_program)?;
+            .map_err(EbpfError::from_program)
+    }
+
+    /// Attaches the program to one cpu-clock perf event per online CPU, `frequency_hz` ticks
+    /// per second each: every task that runs is seen, watched or not (the program returns at
+    /// once for unwatched ones), and a thread's chance to be sampled depends on how many
+    /// threads share the CPUs.
+    pub fn attach_cpus(&mut self, frequency_hz: u64) -> Result<Attachment, EbpfError> {
+        if frequency_hz == 0 {
+            return Err(load_error_syscall(
+                "perf_event_open",
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "sampling frequency 0 Hz"),
+            ));
         }
-        Ok(Sampler {
-            ebpf,
-            processes,
-            ring,
-            counters,
-            samples_received: 0,
-            _run_stats: run_stats,
-        })
+        let online = aya::util::online_cpus()
+            .map_err(|(file, source)| EbpfError::Syscall { call: file, source })?;
+        let program = self.program_mut()?;
+        let mut attachment = Attachment::default();
+        for cpu in online {
+            match program.attach(
+                PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                PerfEventScope::AllProcessesOneCpu { cpu },
+                SamplePolicy::Frequency(frequency_hz),
+                false,
+            ) {
+                Ok(link) => attachment.links.push(link),
+                Err(error) => {
+                    self.detach(attachment);
+                    return Err(EbpfError::from_program(error));
+                }
+            }
+        }
+        Ok(attachment)
+    }
+
+    /// Attaches the program to one task-clock perf event per thread in `tids`, firing after
+    /// every `period` of that thread's own CPU time: a thread that runs for `period` is
+    /// sampled however many threads compete for the CPUs, and the program runs only on the
+    /// watched threads. A thread that cannot get an event is listed in `failed`.
+    pub fn attach_threads(&mut self, tids: &[u32], period: Duration) -> ThreadAttachment {
+        // The kernel's hrtimer-driven software events need at least 10 us.
+        let period_ns = u64::try_from(period.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(10_000);
+        let mut out = ThreadAttachment::default();
+        let program = match self.program_mut() {
+            Ok(program) => program,
+            Err(_) => {
+                out.failed = tids
+                    .iter()
+                    .map(|&tid| {
+                        (
+                            tid,
+                            EbpfError::ObjectMismatch {
+                                kind: "program",
+                                name: PROGRAM_NAME,
+                            },
+                        )
+                    })
+                    .collect();
+                return out;
+            }
+        };
+        for &tid in tids {
+            match program.attach(
+                PerfEventConfig::Software(SoftwareEvent::TaskClock),
+                PerfEventScope::OneProcess {
+                    pid: tid,
+                    cpu: None,
+                },
+                SamplePolicy::Period(period_ns),
+                false,
+            ) {
+                Ok(link) => {
+                    out.attachment.links.push(link);
+                    out.attached.push(tid);
+                }
+                Err(error) => out.failed.push((tid, EbpfError::from_program(error))),
+            }
+        }
+        out
+    }
+
+    /// Detaches and closes the perf events of `attachment` (samples already emitted stay in
+    /// the ring buffer).
+    pub fn detach(&mut self, attachment: Attachment) {
+        if attachment.links.is_empty() {
+            return;
+        }
+        if let Ok(program) = self.program_mut() {
+            for link in attachment.links {
+                // Only fails for a link this program does not own, which cannot be built.
+                let _ = program.detach(link);
+            }
+        }
     }
 
     /// Starts (or updates) sampling of every thread of process `tgid` with these slot rules.
@@ -200,6 +340,17 @@ impl Sampler {
             discarded += 1;
         }
         discarded
+    }
+
+    /// Parses every sample waiting in the ring buffer and hands it to `each`, in arrival order.
+    pub fn drain(&mut self, mut each: impl FnMut(Sample)) -> Result<(), EbpfError> {
+        while let Some(item) = self.ring.next() {
+            let sample = Sample::parse(&item);
+            drop(item);
+            self.samples_received += 1;
+            each(sample?);
+        }
+        Ok(())
     }
 
     /// Collects samples for up to `duration`, in arrival order. After each sample `stop` is

@@ -1,13 +1,23 @@
 //! Root-only end-to-end tests: C targets publish known v1 sets and OTEP 4947 records; the kernel sampler must copy exactly the reader's ranges.
 
+//!
+//! Every wait is bounded: targets must print READY within `READY_LIMIT`, collection is bounded by
+//! `COLLECT_LIMIT`, and each test runs under a [`Watchdog`] that, if the test makes no progress
+//! within `TEST_LIMIT`, prints the phase it was in and exits the test process (so that a hang in
+//! the aarch64 VM becomes a failure that says where it was).
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use context_reader_ebpf::{
-    ProcessParams, Sample, Sampler, SamplerOptions, SlotRule, V1Layout, V2Layout,
+    ProcessParams, Sample, Sampler, SamplerOptions, SharedSampler, SlotRule, Trigger, V1Layout,
+    V2Layout, Watch,
 };
 
 /// C targets built by build.rs for the target architecture (see tests/c).
@@ -15,6 +25,13 @@ const TP_RELATIVE: &str = env!("CR_TEST_TARGET_TP_RELATIVE");
 const LAYOUTS: &str = env!("CR_TEST_TARGET_LAYOUTS");
 const DTV_MAIN: &str = env!("CR_TEST_TARGET_DTV_MAIN");
 const DTV_MODULE: &str = env!("CR_TEST_TARGET_DTV_MODULE");
+const BENCH_WRITER: &str = env!("CR_TEST_TARGET_BENCH_WRITER");
+/// Upper bound for a target to print READY.
+const READY_LIMIT: Duration = Duration::from_secs(60);
+/// Upper bound for a whole test (loading the program under emulation takes up to ~12 s).
+const TEST_LIMIT: Duration = Duration::from_secs(240);
+/// Per-thread task-clock period of the watches: a thread is sampled after 1 ms on CPU.
+const THREAD_PERIOD: Duration = Duration::from_millis(1);
 /// Upper bound for seeing every thread once; samples normally arrive within a few ms.
 const COLLECT_LIMIT: Duration = Duration::from_secs(20);
 /// Modest on purpose: under qemu emulation (the aarch64 leg) a run costs ~50-90 us, and a high
@@ -33,6 +50,46 @@ fn pattern(thread: u32, what: u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Ends the test process with a message naming the phase a test was in if it does not finish
+/// within its limit: a hang (in a wait, a syscall or the kernel) becomes a reported failure.
+struct Watchdog {
+    phase: Arc<Mutex<String>>,
+    done: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    fn start(test: &'static str) -> Watchdog {
+        let phase = Arc::new(Mutex::new("starting".to_string()));
+        let done = Arc::new(AtomicBool::new(false));
+        let (p, d) = (Arc::clone(&phase), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + TEST_LIMIT;
+            while Instant::now() < deadline {
+                if d.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let at = p.lock().map(|s| s.clone()).unwrap_or_default();
+            eprintln!("test {test}: not finished within {TEST_LIMIT:?}; it was at: {at}");
+            std::process::exit(124);
+        });
+        Watchdog { phase, done }
+    }
+
+    fn phase(&self, what: impl Into<String>) {
+        if let Ok(mut phase) = self.phase.lock() {
+            *phase = what.into();
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
+}
+
 /// A running target; dropping it closes stdin (the target then exits) and reaps or kills it.
 struct Target {
     child: Child,
@@ -41,6 +98,8 @@ struct Target {
 }
 
 impl Target {
+    /// Starts `program` and waits (at most `READY_LIMIT`) for its READY line; the lines before
+    /// it are kept in `lines`. A line starting with "READY " also counts (bench_writer).
     fn start(program: &Path, args: &[&str]) -> Target {
         let mut child = Command::new(program)
             .args(args)
@@ -50,27 +109,54 @@ impl Target {
             .unwrap_or_else(|e| panic!("spawning {}: {e}", program.display()));
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
+        let (send, receive) = mpsc::channel();
+        // The reading thread ends at READY, or when the target closes stdout (exit or kill).
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let ready = line == "READY" || line.starts_with("READY ");
+                if send.send(line).is_err() || ready {
+                    return;
+                }
+            }
+        });
         let mut target = Target {
             child,
             stdin,
             lines: Vec::new(),
         };
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("target stdout");
-            if line == "READY" {
-                return target;
+        let deadline = Instant::now() + READY_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match receive.recv_timeout(left) {
+                Ok(line) if line == "READY" || line.starts_with("READY ") => return target,
+                Ok(line) => target.lines.push(line),
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "target {} printed no READY within {READY_LIMIT:?}; printed {:?}",
+                    program.display(),
+                    target.lines
+                ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
+                    "target {} exited before READY; printed {:?}",
+                    program.display(),
+                    target.lines
+                ),
             }
-            target.lines.push(line);
         }
-        panic!(
-            "target {} exited before READY; printed {:?}",
-            program.display(),
-            target.lines
-        );
     }
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Every thread of the target, main thread included.
+    fn tids(&self) -> Vec<u32> {
+        let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .expect("/proc/PID/task of a running target")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        tids
     }
 }
 
@@ -117,10 +203,10 @@ fn thread_lines(target: &Target) -> Vec<ThreadLine> {
 }
 
 /// Samples until every tid has at least one sample; returns the last sample of each tid.
-fn sample_threads(sampler: &mut Sampler, pid: u32, tids: &[u32]) -> BTreeMap<u32, Sample> {
+fn sample_threads(watch: &mut Watch, pid: u32, tids: &[u32]) -> BTreeMap<u32, Sample> {
     let wanted: BTreeSet<u32> = tids.iter().copied().collect();
     let mut seen = BTreeSet::new();
-    let samples = sampler
+    let samples = watch
         .collect(COLLECT_LIMIT, |sample| {
             if sample.tgid == pid && wanted.contains(&sample.tid) {
                 seen.insert(sample.tid);
@@ -180,19 +266,48 @@ fn check_otep_record(sample: &Sample, thread: u32, record: u64, declared: u16, c
     );
 }
 
+fn load_failed(error: context_reader_ebpf::EbpfError) -> ! {
+    panic!(
+        "loading the sampler failed (these tests need root, kernel BTF and perf events): {error}\n{}",
+        error.verifier_log().unwrap_or("")
+    )
+}
+
+/// A private sampler with per-CPU cpu-clock events (for tests of the program's own filter).
 fn load_sampler() -> Sampler {
-    Sampler::load(SamplerOptions { frequency_hz: FREQUENCY_HZ }).unwrap_or_else(|error| {
-        panic!(
-            "loading the sampler failed (these tests need root, kernel BTF and perf events): {error}\n{}",
-            error.verifier_log().unwrap_or("")
-        )
+    Sampler::load(SamplerOptions {
+        frequency_hz: FREQUENCY_HZ,
     })
+    .unwrap_or_else(|error| load_failed(error))
+}
+
+/// The test process's shared sampler: loaded (and verified) once for all the tests using it.
+fn shared_sampler() -> Arc<SharedSampler> {
+    SharedSampler::global().unwrap_or_else(|error| load_failed(error))
+}
+
+/// Watches `target` with one task-clock event per thread.
+fn watch_threads(target: &Target, params: &ProcessParams) -> Watch {
+    shared_sampler()
+        .watch(
+            target.pid(),
+            params,
+            &Trigger::Threads {
+                tids: target.tids(),
+                period: THREAD_PERIOD,
+                fallback_hz: FREQUENCY_HZ,
+            },
+        )
+        .expect("watch")
 }
 
 #[test]
 fn tp_relative_slots_copy_exactly_the_reader_ranges() {
     let exe = Path::new(TP_RELATIVE);
-    let mut sampler = load_sampler();
+    let dog = Watchdog::start("tp_relative_slots_copy_exactly_the_reader_ranges");
+    dog.phase("loading the shared sampler");
+    let shared = shared_sampler();
+    dog.phase("starting the target");
     let target = Target::start(exe, &[]);
     let threads = thread_lines(&target);
     assert_eq!(threads.len(), 4, "{:?}", target.lines);
@@ -205,18 +320,19 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
             "local-exec offsets are per process"
         );
     }
-    sampler
-        .watch(
-            target.pid(),
-            &ProcessParams {
-                v1: SlotRule::TpRelative { offset: v1_offset },
-                v2: SlotRule::TpRelative { offset: v2_offset },
-                ..ProcessParams::default()
-            },
-        )
-        .unwrap();
+    dog.phase("watching the target");
+    let mut watch = watch_threads(
+        &target,
+        &ProcessParams {
+            v1: SlotRule::TpRelative { offset: v1_offset },
+            v2: SlotRule::TpRelative { offset: v2_offset },
+            ..ProcessParams::default()
+        },
+    );
     let tids: Vec<u32> = threads.iter().map(|t| t.tid).collect();
-    let samples = sample_threads(&mut sampler, target.pid(), &tids);
+    dog.phase("sampling every thread");
+    let samples = sample_threads(&mut watch, target.pid(), &tids);
+    dog.phase("checking the samples");
 
     for thread in &threads {
         let sample = &samples[&thread.tid];
@@ -347,7 +463,8 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
         );
     }
 
-    let stats = sampler.stats().unwrap();
+    drop(watch);
+    let stats = shared.stats().unwrap();
     assert!(stats.samples >= 4, "{stats:?}");
     assert_eq!(stats.drops, 0, "{stats:?}");
     assert!(stats.run_stats_enabled && stats.run_count > 0, "{stats:?}");
@@ -362,7 +479,10 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
 #[test]
 fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
     let exe = Path::new(DTV_MAIN);
-    let mut sampler = load_sampler();
+    let dog = Watchdog::start("dtv_rule_walks_a_dlopened_general_dynamic_module");
+    dog.phase("loading the shared sampler");
+    shared_sampler();
+    dog.phase("starting the target");
     let target = Target::start(exe, &[DTV_MODULE]);
     let module_id: u64 = target
         .lines
@@ -379,24 +499,25 @@ fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
         threads[1].rest[0], offset,
         "the slot offset in the block is per module"
     );
-    sampler
-        .watch(
-            target.pid(),
-            &ProcessParams {
-                v1: SlotRule::None,
-                v2: SlotRule::Dtv {
-                    pointer_offset: GLIBC_DTV_POINTER_OFFSET,
-                    entry_size: 16,
-                    glibc_counter: true,
-                    module_id,
-                    offset: offset as u64,
-                },
-                ..ProcessParams::default()
+    dog.phase("watching the target");
+    let mut watch = watch_threads(
+        &target,
+        &ProcessParams {
+            v1: SlotRule::None,
+            v2: SlotRule::Dtv {
+                pointer_offset: GLIBC_DTV_POINTER_OFFSET,
+                entry_size: 16,
+                glibc_counter: true,
+                module_id,
+                offset: offset as u64,
             },
-        )
-        .unwrap();
+            ..ProcessParams::default()
+        },
+    );
     let tids: Vec<u32> = threads.iter().map(|t| t.tid).collect();
-    let samples = sample_threads(&mut sampler, target.pid(), &tids);
+    dog.phase("sampling every thread");
+    let samples = sample_threads(&mut watch, target.pid(), &tids);
+    dog.phase("checking the samples");
 
     for thread in &threads {
         let sample = &samples[&thread.tid];
@@ -444,9 +565,13 @@ fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
 
 #[test]
 fn unwatched_processes_produce_no_samples() {
+    let dog = Watchdog::start("unwatched_processes_produce_no_samples");
     let exe = Path::new(TP_RELATIVE);
+    dog.phase("loading a private sampler with per-CPU events");
     let mut sampler = load_sampler();
+    dog.phase("starting the target");
     let target = Target::start(exe, &[]);
+    dog.phase("watching the target");
     sampler
         .watch(
             target.pid(),
@@ -456,6 +581,7 @@ fn unwatched_processes_produce_no_samples() {
             },
         )
         .unwrap();
+    dog.phase("waiting for a sample of the watched target");
     let first = sampler
         .collect(COLLECT_LIMIT, |s| s.tgid == target.pid())
         .unwrap();
@@ -463,6 +589,7 @@ fn unwatched_processes_produce_no_samples() {
         first.iter().any(|s| s.tgid == target.pid()),
         "watched target sampled"
     );
+    dog.phase("collecting after unwatch");
     sampler.unwatch(target.pid()).unwrap();
     sampler.discard_pending();
     let after = sampler
@@ -478,26 +605,30 @@ fn unwatched_processes_produce_no_samples() {
 #[test]
 fn inline_v1_and_draft_v2_layouts() {
     let exe = Path::new(LAYOUTS);
-    let mut sampler = load_sampler();
+    let dog = Watchdog::start("inline_v1_and_draft_v2_layouts");
+    dog.phase("loading the shared sampler");
+    shared_sampler();
+    dog.phase("starting the target");
     let target = Target::start(exe, &[]);
     let threads = thread_lines(&target);
     assert_eq!(threads.len(), 2, "{:?}", target.lines);
     let (v0_offset, draft_offset) = (threads[0].rest[0], threads[0].rest[1]);
-    sampler
-        .watch(
-            target.pid(),
-            &ProcessParams {
-                v1: SlotRule::TpRelative { offset: v0_offset },
-                v1_layout: V1Layout::Inline,
-                v2: SlotRule::TpRelative {
-                    offset: draft_offset,
-                },
-                v2_layout: V2Layout::Draft,
+    dog.phase("watching the target");
+    let mut watch = watch_threads(
+        &target,
+        &ProcessParams {
+            v1: SlotRule::TpRelative { offset: v0_offset },
+            v1_layout: V1Layout::Inline,
+            v2: SlotRule::TpRelative {
+                offset: draft_offset,
             },
-        )
-        .unwrap();
+            v2_layout: V2Layout::Draft,
+        },
+    );
     let tids: Vec<u32> = threads.iter().map(|t| t.tid).collect();
-    let samples = sample_threads(&mut sampler, target.pid(), &tids);
+    dog.phase("sampling every thread");
+    let samples = sample_threads(&mut watch, target.pid(), &tids);
+    dog.phase("checking the samples");
     for thread in &threads {
         let sample = &samples[&thread.tid];
         let i = thread.index;
@@ -568,10 +699,14 @@ fn inline_v1_and_draft_v2_layouts() {
 /// samples of watched threads (the tp_relative target: ~12 reads, ~700 bytes per sample).
 #[test]
 fn cost_per_sample() {
+    let dog = Watchdog::start("cost_per_sample");
+    dog.phase("loading a private sampler with per-CPU events");
     let load_started = std::time::Instant::now();
     let mut sampler = Sampler::load(SamplerOptions { frequency_hz: 499 }).expect("load");
     let load_time = load_started.elapsed();
+    dog.phase("starting the target");
     let target = Target::start(Path::new(TP_RELATIVE), &[]);
+    dog.phase("collecting with nothing watched");
     let threads = thread_lines(&target);
     let (v1_offset, v2_offset) = (threads[0].rest[0], threads[0].rest[1]);
 
@@ -584,6 +719,7 @@ fn cost_per_sample() {
     );
     let miss_ns = before.mean_run_ns().unwrap();
 
+    dog.phase("watching the target");
     sampler
         .watch(
             target.pid(),
@@ -594,6 +730,7 @@ fn cost_per_sample() {
             },
         )
         .unwrap();
+    dog.phase("collecting samples of the watched target");
     let samples = sampler.collect(Duration::from_secs(2), |_| false).unwrap();
     let after = sampler.stats().unwrap();
     let watched: u64 = samples.iter().filter(|s| s.tgid == target.pid()).count() as u64;
@@ -620,4 +757,154 @@ fn cost_per_sample() {
         sample_ns / miss_ns
     );
     assert_eq!(after.drops, 0);
+}
+
+fn tp_relative_params(target: &Target) -> ProcessParams {
+    let threads = thread_lines(target);
+    ProcessParams {
+        v1: SlotRule::TpRelative {
+            offset: threads[0].rest[0],
+        },
+        v2: SlotRule::TpRelative {
+            offset: threads[0].rest[1],
+        },
+        ..ProcessParams::default()
+    }
+}
+
+/// One program for the whole test process, two processes watched at once from two threads: each
+/// watch sees only its own process's samples, and all of its threads.
+#[test]
+fn shared_sampler_is_loaded_once_and_serves_concurrent_watches() {
+    let dog = Watchdog::start("shared_sampler_is_loaded_once_and_serves_concurrent_watches");
+    dog.phase("loading the shared sampler");
+    let first = shared_sampler();
+    assert!(
+        Arc::ptr_eq(&first, &shared_sampler()),
+        "global() hands out one sampler"
+    );
+    dog.phase("starting two targets");
+    let targets = [
+        Target::start(Path::new(TP_RELATIVE), &[]),
+        Target::start(Path::new(TP_RELATIVE), &[]),
+    ];
+    dog.phase("sampling both targets from two threads");
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|target| {
+                scope.spawn(move || {
+                    let mut watch = watch_threads(target, &tp_relative_params(target));
+                    let tids: Vec<u32> = thread_lines(target).iter().map(|t| t.tid).collect();
+                    let mut seen = BTreeSet::new();
+                    let samples = watch
+                        .collect(COLLECT_LIMIT, |s| {
+                            seen.insert(s.tid);
+                            tids.iter().all(|t| seen.contains(t))
+                        })
+                        .expect("collect");
+                    (target.pid(), tids, samples)
+                })
+            })
+            .collect();
+        for handle in handles {
+            let (pid, tids, samples) = handle.join().expect("watch thread");
+            assert!(
+                samples.iter().all(|s| s.tgid == pid),
+                "a watch of {pid} got samples of another process"
+            );
+            let seen: BTreeSet<u32> = samples.iter().map(|s| s.tid).collect();
+            for tid in tids {
+                assert!(
+                    seen.contains(&tid),
+                    "thread {tid} of {pid} not sampled within {COLLECT_LIMIT:?}"
+                );
+            }
+        }
+    });
+}
+
+/// Per-thread events fire only for their own thread, and a new watch starts clean: the samples
+/// an ended watch left in the ring buffer do not reach it.
+#[test]
+fn a_new_watch_gets_no_samples_of_an_ended_one() {
+    let dog = Watchdog::start("a_new_watch_gets_no_samples_of_an_ended_one");
+    dog.phase("loading the shared sampler");
+    shared_sampler();
+    dog.phase("starting the target");
+    let target = Target::start(Path::new(TP_RELATIVE), &[]);
+    let params = tp_relative_params(&target);
+    let threads = thread_lines(&target);
+    dog.phase("first watch: every thread, samples left uncollected");
+    let everyone = watch_threads(&target, &params);
+    std::thread::sleep(Duration::from_millis(200));
+    drop(everyone);
+    dog.phase("second watch: one thread");
+    let only = threads[0].tid;
+    let mut one = shared_sampler()
+        .watch(
+            target.pid(),
+            &params,
+            &Trigger::Threads {
+                tids: vec![only],
+                period: THREAD_PERIOD,
+                fallback_hz: FREQUENCY_HZ,
+            },
+        )
+        .expect("watch");
+    assert_eq!(one.threads_attached(), 1);
+    assert!(!one.cpu_fallback());
+    let samples = one
+        .collect(Duration::from_millis(300), |_| false)
+        .expect("collect");
+    assert!(!samples.is_empty(), "the busy thread {only} was sampled");
+    let others: BTreeSet<u32> = samples
+        .iter()
+        .map(|s| s.tid)
+        .filter(|&t| t != only)
+        .collect();
+    assert!(
+        others.is_empty(),
+        "samples of threads {others:?} reached a watch of thread {only} only"
+    );
+}
+
+/// Coverage (issue 10.3): with one task-clock event per thread, every busy thread of a process
+/// with more busy threads than CPUs is sampled (bounded by `COLLECT_LIMIT`, not timed).
+#[test]
+fn per_thread_events_sample_every_busy_thread() {
+    let dog = Watchdog::start("per_thread_events_sample_every_busy_thread");
+    dog.phase("loading the shared sampler");
+    shared_sampler();
+    dog.phase("starting 64 busy threads");
+    let target = Target::start(Path::new(BENCH_WRITER), &["--threads", "64", "--busy"]);
+    // The main thread blocks on stdin: never on CPU, never sampled.
+    let workers: Vec<u32> = target
+        .tids()
+        .into_iter()
+        .filter(|&t| t != target.pid())
+        .collect();
+    assert_eq!(workers.len(), 64);
+    dog.phase("watching every worker");
+    let mut watch = shared_sampler()
+        .watch(
+            target.pid(),
+            &ProcessParams::default(),
+            &Trigger::Threads {
+                tids: workers.clone(),
+                period: THREAD_PERIOD,
+                fallback_hz: FREQUENCY_HZ,
+            },
+        )
+        .expect("watch");
+    assert_eq!(watch.threads_attached(), 64, "{watch:?}");
+    dog.phase("sampling every worker");
+    let samples = sample_threads(&mut watch, target.pid(), &workers);
+    assert_eq!(samples.len(), 64);
+    for sample in samples.values() {
+        assert!(
+            !sample.flags.tp_unreadable() && !sample.flags.tp_zero(),
+            "{sample:?}"
+        );
+    }
 }

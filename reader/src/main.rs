@@ -67,8 +67,9 @@ struct ReadArgs {
     /// eBPF: longest collection window per snapshot (ends early once every thread was sampled).
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     duration: Duration,
-    /// eBPF: sampling frequency per CPU, in Hz.
-    #[arg(long, default_value_t = 99)]
+    /// eBPF: samples per second of each thread's own CPU time (per-thread task-clock events;
+    /// 1000: a thread on CPU for 1 ms of the window is sampled), in Hz.
+    #[arg(long, default_value_t = 1000)]
     frequency: u64,
     /// Also print the read plan (modules, symbols, access models, slot rules) on stderr.
     #[arg(long)]
@@ -187,6 +188,12 @@ fn read(args: ReadArgs) -> ExitCode {
         if args.stats {
             print_stats(&stats);
         }
+        if stats.ebpf.as_ref().is_some_and(|e| e.process_exited) {
+            eprintln!(
+                "context-reader: process {pid} exited during the eBPF collection window (threads sampled before it are reported)"
+            );
+            return ExitCode::from(EXIT_TARGET);
+        }
         taken += 1;
         if count.is_some_and(|c| taken >= c) {
             return ExitCode::SUCCESS;
@@ -212,9 +219,24 @@ fn print_stats(stats: &SnapshotStats) {
             Some(d) => format!("discovery {:.3} ms; ", d.as_secs_f64() * 1e3),
             None => String::new(),
         };
+        let load = match ebpf.load_time {
+            Some(t) => format!("program loaded in {:.1} ms", t.as_secs_f64() * 1e3),
+            None => "program reused".into(),
+        };
+        let priority = match &ebpf.realtime {
+            Ok(()) => "real-time priority".to_string(),
+            Err(e) => format!("priority not raised ({e})"),
+        };
+        let fallback = if ebpf.cpu_fallback {
+            " (plus per-CPU events: some threads had none)"
+        } else {
+            ""
+        };
         eprintln!(
-            "ebpf: {:.3} ms; {discovery}samples {}, drops {}, stale thread pointers {}; {cost}",
+            "ebpf: {:.3} ms; {discovery}{load}; {priority}; per-thread events {}, threads without {}{fallback}; samples {}, drops {}, stale thread pointers {}; {cost}",
             stats.total.as_secs_f64() * 1e3,
+            ebpf.threads_attached,
+            ebpf.threads_unattached,
             k.samples,
             k.drops,
             ebpf.stale_tp

@@ -136,6 +136,13 @@ impl Session {
         let started = Instant::now();
         let pid = self.pid;
         let opts = self.opts.clone();
+        // eBPF: the whole snapshot at real-time priority, so that a target whose busy threads
+        // saturate the CPUs cannot starve discovery, the program load or the ring-buffer drain.
+        #[cfg(feature = "ebpf")]
+        let realtime = match opts.backend {
+            BackendKind::Ebpf => crate::backend::sys::raise_to_realtime(),
+            BackendKind::Ptrace => Err(nix::errno::Errno::UnknownErrno),
+        };
         let mem = ProcessMemory::new(pid);
         let plan = self.plan()?.clone();
         let mut errors = plan.errors.clone();
@@ -180,8 +187,12 @@ impl Session {
             #[cfg(feature = "ebpf")]
             BackendKind::Ebpf => {
                 let only = opts.threads.as_deref();
-                let (threads, ebpf_errors, ebpf_stats) =
+                let (threads, ebpf_errors, mut ebpf_stats) =
                     crate::backend::ebpf::snapshot_threads(pid, only, &plan, &keys, &opts.ebpf)?;
+                ebpf_stats.realtime = realtime
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| e.desc().to_string());
                 extend_bounded(&mut errors, ebpf_errors);
                 stats.ebpf = Some(ebpf_stats);
                 threads
@@ -189,7 +200,9 @@ impl Session {
             #[cfg(not(feature = "ebpf"))]
             BackendKind::Ebpf => return Err(ReaderError::BackendUnavailable(BackendKind::Ebpf)),
         };
-        if process_exited(pid) {
+        // The eBPF backend reports a process that exited during its window itself (with what it
+        // sampled before); any other snapshot of a process that is gone now is not one.
+        if !ebpf_saw_exit(&stats) && process_exited(pid) {
             return Err(ReaderError::ProcessExited(pid));
         }
         let mut snapshot = Snapshot {
@@ -203,6 +216,16 @@ impl Session {
         stats.total = started.elapsed();
         Ok((snapshot, stats))
     }
+}
+
+#[cfg(feature = "ebpf")]
+fn ebpf_saw_exit(stats: &SnapshotStats) -> bool {
+    stats.ebpf.as_ref().is_some_and(|e| e.process_exited)
+}
+
+#[cfg(not(feature = "ebpf"))]
+fn ebpf_saw_exit(_: &SnapshotStats) -> bool {
+    false
 }
 
 fn proc_error(pid: i32, e: std::io::Error) -> ReaderError {

@@ -1,7 +1,8 @@
 /* sampler.bpf.c: perf-event sampler that copies a watched thread's context records into a ring buffer. */
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only */
 /*
- * Runs on every software cpu-clock tick of every CPU. When the interrupted task belongs to a
+ * Runs on the overflow of a task-clock perf event opened on each watched thread (or, as a
+ * fallback, on every software cpu-clock tick of every CPU). When the interrupted task belongs to a
  * watched process (map `processes`, keyed by tgid), it reads the task's thread pointer through
  * CO-RE, computes the custom-labels v1 slot and the OTEP 4947 slot with the process's slot rules,
  * and copies exactly the ranges the ptrace reader reads (contract.md "What the reader reads,
@@ -16,6 +17,9 @@
 #include "sampler.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* BPF_RB_NO_WAKEUP of linux/bpf.h: user space polls the ring buffer, so no wakeup is needed. */
+#define CR_RB_NO_WAKEUP 1
 
 /* Hides a value's range from clang so that a following mask is kept for the verifier
  * (libbpf >= 1.0 defines the same macro). */
@@ -452,7 +456,7 @@ int sample_context(void *ctx)
 	__u32 len = s->header.data_len;
 	len &= CR_DATA_MASK;
 	s->header.data_len = len;
-	if (bpf_ringbuf_output(&samples, s, CR_SAMPLE_HEADER_SIZE + len, 0) != 0)
+	if (bpf_ringbuf_output(&samples, s, CR_SAMPLE_HEADER_SIZE + len, CR_RB_NO_WAKEUP) != 0)
 		count(CR_COUNTER_DROPPED);
 	else
 		count(CR_COUNTER_EMITTED);

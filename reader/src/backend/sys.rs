@@ -222,3 +222,54 @@ pub fn install_interrupt_handler() -> Result<(), Errno> {
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
+
+/// The calling thread raised to `SCHED_FIFO` priority 1 (the lowest real-time priority) until
+/// the guard drops, which restores the policy and priority it had. Used by the eBPF backend for
+/// the span of a snapshot: when the target's own busy threads saturate the CPUs, a fair share
+/// of one CPU is a few per cent, and loading the program (the verifier runs in the caller's
+/// syscall) or draining the ring buffer would take minutes instead of milliseconds. The reader
+/// sleeps between polls, so it takes the CPU only for what it really does.
+#[derive(Debug)]
+pub struct RealtimeGuard {
+    policy: i32,
+    priority: i32,
+}
+
+/// See [`RealtimeGuard`]; fails with the errno (e.g. `EPERM` without `CAP_SYS_NICE`).
+pub fn raise_to_realtime() -> Result<RealtimeGuard, Errno> {
+    // SAFETY: pid 0 names the calling thread; sched_getscheduler reads nothing from us.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    if policy < 0 {
+        return Err(Errno::last());
+    }
+    let mut previous = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `previous` is a live, writable sched_param on our stack for the whole call.
+    if unsafe { libc::sched_getparam(0, &mut previous) } != 0 {
+        return Err(Errno::last());
+    }
+    let raised = libc::sched_param { sched_priority: 1 };
+    // SAFETY: `raised` is a valid sched_param on our stack, read during the call only.
+    // SCHED_RESET_ON_FORK: a child of this thread does not inherit the real-time policy.
+    let rc = unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &raised)
+    };
+    if rc != 0 {
+        return Err(Errno::last());
+    }
+    Ok(RealtimeGuard {
+        // the reset-on-fork bit is reported in the policy; it is not a policy of its own
+        policy: policy & !libc::SCHED_RESET_ON_FORK,
+        priority: previous.sched_priority,
+    })
+}
+
+impl Drop for RealtimeGuard {
+    fn drop(&mut self) {
+        let param = libc::sched_param {
+            sched_priority: self.priority,
+        };
+        // SAFETY: `param` is a valid sched_param on our stack, read during the call only.
+        // Lowering one's own priority is always allowed; there is nothing to do if it fails.
+        let _ = unsafe { libc::sched_setscheduler(0, self.policy, &param) };
+    }
+}

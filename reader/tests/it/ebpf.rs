@@ -75,3 +75,69 @@ fn ebpf_snapshot_equals_what_was_published_and_the_ptrace_snapshot(
         }
     }
 }
+
+/// Issue 11, defect 7: the target exits during the collection window. The threads sampled before
+/// keep their entries, the rest say `thread_exited`, a top-level entry says the process exited,
+/// and the snapshot is returned rather than an error.
+#[test]
+fn ebpf_snapshot_keeps_what_was_sampled_when_the_process_exits_during_the_window() {
+    use context_reader::backend::ebpf::{preload, EbpfOptions};
+    use context_reader::Session;
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::time::Duration;
+
+    // Loaded first, so that the kill below lands in the collection window, not in the load.
+    preload().expect("loading the eBPF sampler");
+    let exe = build_writer(Libc::Glibc, Placement::Executable);
+    let writer = Writer::start_with(&exe, &["--busy"]);
+    let pid = writer.pid();
+    let opts = SnapshotOptions {
+        backend: BackendKind::Ebpf,
+        // Far longer than the kill delay: the main thread blocks on stdin and is never sampled,
+        // so only the exit can end this window early.
+        ebpf: EbpfOptions {
+            duration: Duration::from_secs(30),
+            ..EbpfOptions::default()
+        },
+        ..SnapshotOptions::default()
+    };
+    let mut session = Session::new(pid, opts).expect("session");
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        kill(Pid::from_raw(pid), Signal::SIGKILL)
+    });
+    let result = session.snapshot();
+    killer.join().unwrap().expect("SIGKILL the writer");
+    let (snapshot, stats) = result.expect("a snapshot, not an error, when the process exits");
+    assert!(
+        stats.ebpf.as_ref().is_some_and(|e| e.process_exited),
+        "{stats:?}"
+    );
+    let mut got = comparable(snapshot.to_json());
+    for e in got["errors"].as_array_mut().into_iter().flatten() {
+        e.as_object_mut().map(|o| o.remove("detail"));
+    }
+    assert_eq!(
+        got["errors"],
+        serde_json::json!([{"format": "tls", "kind": "thread_exited"}]),
+        "the snapshot says the process exited: {got:#}"
+    );
+    let name: String = exe
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect();
+    let mut want = expected(pid, &writer.tids, &name);
+    for t in want["threads"].as_array_mut().unwrap() {
+        if t["tid"] == pid {
+            t["errors"] = serde_json::json!([{"format": "tls", "kind": "thread_exited"}]);
+        }
+    }
+    assert_eq!(
+        got["threads"], want["threads"],
+        "busy workers were sampled before the exit and keep their entries"
+    );
+}
