@@ -10,12 +10,12 @@
 use std::time::{Duration, Instant};
 
 use conformance::ChurnSeries;
-use context_reader::{Session, SnapshotOptions};
+use context_reader::Session;
 use context_targets::{catalogue, Backend, RunningTarget};
 
 /// Snapshots in CI (about 10 s each on the 2-core CI machine).
-pub const CI_SNAPSHOTS_PTRACE: u64 = 4000;
-pub const CI_SNAPSHOTS_EBPF: u64 = 40;
+pub const CI_SNAPSHOTS_PTRACE: u64 = 150;
+pub const CI_SNAPSHOTS_EBPF: u64 = 8;
 
 /// The writer: glibc PIE, local-exec (the churn scenario runs on every variant in the
 /// conformance suite; the soak needs one).
@@ -39,11 +39,8 @@ pub fn run(backend: Backend) -> Result<String, String> {
         .ok_or(format!("{VARIANT} not in the catalogue"))?;
     let mut target = RunningTarget::spawn(variant.command("churn", backend == Backend::Ebpf))?;
     let ready = target.wait_ready(Duration::from_secs(60))?;
-    let opts = SnapshotOptions {
-        backend: crate::backend_kind(backend),
-        ..SnapshotOptions::default()
-    };
-    let mut session = Session::new(ready.pid, opts).map_err(|e| format!("reader: {e}"))?;
+    let mut session =
+        Session::new(ready.pid, crate::options(backend)).map_err(|e| format!("reader: {e}"))?;
     let mut series = ChurnSeries::new(&ready.expect);
     let wanted = count(backend);
     let started = Instant::now();
@@ -81,10 +78,7 @@ pub fn run(backend: Backend) -> Result<String, String> {
         return Err(f);
     }
     if !report.ok() {
-        return Err(format!(
-            "after {taken} snapshots: {}",
-            report.render(20)
-        ));
+        return Err(format!("after {taken} snapshots: {}", report.render(20)));
     }
     if !stuck.is_empty() {
         return Err(format!("{} thread(s) left stopped or traced", stuck.len()));
