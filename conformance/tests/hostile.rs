@@ -74,6 +74,7 @@ const CASES: &[(&str, &[Backend])] = &[
     ("thread-churn", &[Backend::Ptrace, Backend::Ebpf]),
     ("busy-loop", &[Backend::Ptrace, Backend::Ebpf]),
     ("kill-200", &[Backend::Ptrace]),
+    ("leader-exit", &[Backend::Ptrace]),
 ];
 
 pub fn backends() -> Vec<Backend> {

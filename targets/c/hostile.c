@@ -755,7 +755,26 @@ static void case_thread_churn(void) {
     /* Listing never settles while threads keep appearing: a reader may say so. */
     want(pc_allow, "tls", "unreadable|thread_exited");
     /* Each eBPF snapshot waits its whole window for short-lived threads that are never sampled. */
-    snapshots = opt_busy ? 3 : 30;
+    snapshots = opt_busy ? 3 : 100;
+}
+
+/* The main thread exits (pthread_exit) before CONTEXT-READY: the leader stays listed in
+ * /proc/PID/task as a zombie until the process ends, and ptrace answers EPERM for it. One exited
+ * thread must stay that thread's entry (thread_exited), never a process-wide permission error. */
+static int leader_exit;
+
+static void case_leader_exit(void) {
+    tplan *m = plan_add("leader"); /* exits; not declared (other_threads rule) */
+    (void)m;
+    leader_exit = 1;
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "parked-%d", i);
+        tplan *t = plan_add(name);
+        plan_v1(t, addr_of(simple_set(t, "parked", name)));
+        expect_v2_null(t);
+    }
+    snapshots = 5;
 }
 
 static void case_busy_loop(void) {
@@ -872,6 +891,33 @@ static int tid_cmp(const void *x, const void *y) {
     return (a->tid > b->tid) - (a->tid < b->tid);
 }
 
+/* leader-exit: prints CONTEXT-READY once the leader is a zombie, then serves stdin. */
+static buf_t ready_line;
+
+static void *leader_exit_watcher(void *arg) {
+    (void)arg;
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)getpid());
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        if (!f) break;
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = 0;
+        char *close_paren = strrchr(stat, ')');
+        if (close_paren && (close_paren[2] == 'Z' || close_paren[2] == 'X')) break;
+        usleep(1000);
+    }
+    fwrite(ready_line.data, 1, ready_line.len, stdout);
+    fflush(stdout);
+    char sink[256];
+    for (;;) {
+        ssize_t n = read(0, sink, sizeof sink);
+        if (n == 0 || (n < 0 && errno != EINTR)) break;
+    }
+    _exit(0);
+}
+
 typedef struct {
     const char *name;
     void (*run)(void);
@@ -910,6 +956,7 @@ static const case_t CASES[] = {
     {"thread-churn", case_thread_churn, "threads created and exiting continuously"},
     {"busy-loop", case_busy_loop, "a thread in a syscall-free loop"},
     {"kill-200", case_kill_200, "200 threads ticking a counter every millisecond"},
+    {"leader-exit", case_leader_exit, "the main thread exited (zombie leader), three threads parked"},
 };
 #define CASE_COUNT (sizeof CASES / sizeof CASES[0])
 
@@ -974,7 +1021,8 @@ int main(int argc, char **argv) {
     int churn = c->run == case_thread_churn;
     for (size_t i = 0; i < plan_count; i++) {
         const tplan *p = sorted[i];
-        buf_printf(&out, "%s{\"tid\":%d,\"name\":", i ? "," : "", (int)p->tid);
+        if (leader_exit && p == &plans[0]) continue;
+        buf_printf(&out, "%s{\"tid\":%d,\"name\":", out.data[out.len - 1] == '[' ? "" : ",", (int)p->tid);
         json_cstr(&out, p->name);
         if (p->v1_json.len) {
             buf_puts(&out, ",\"v1\":");
@@ -994,8 +1042,9 @@ int main(int argc, char **argv) {
                churn ? "{\"format\":\"tls\",\"kind\":[\"thread_exited\",\"not_sampled\"]},"
                      /* a thread caught while exiting may have lost its TLS already */
                      "{\"format\":\"v1\",\"kind\":\"unreadable\"},{\"format\":\"v2\",\"kind\":\"unreadable\"}"
-                   : "");
-    buf_printf(&out, ",\"min_threads\":%zu,\"snapshots\":%d,\"bounds\":{\"max_json_bytes\":%zu}", plan_count,
+                   : leader_exit ? "{\"format\":\"tls\",\"kind\":\"thread_exited\"}" : "");
+    buf_printf(&out, ",\"min_threads\":%zu,\"snapshots\":%d,\"bounds\":{\"max_json_bytes\":%zu}",
+               plan_count - (size_t)leader_exit /* a reader may leave the zombie leader out */,
                snapshots, max_json_bytes);
     if (c->run == case_bytes) text_clean = 1;
     buf_printf(&out, ",\"text_clean\":%s", text_clean ? "true" : "false");
@@ -1005,6 +1054,12 @@ int main(int argc, char **argv) {
                opt_busy ? "true" : "false", (unsigned long long)addr_of((const void *)counters));
     for (size_t i = 0; i < plan_count; i++) buf_printf(&out, "%s%d", i ? "," : "", (int)plans[i].tid);
     buf_puts(&out, "]}}\n");
+    if (leader_exit) {
+        ready_line = out;
+        pthread_t w;
+        if (pthread_create(&w, NULL, leader_exit_watcher, NULL) != 0) die("pthread_create");
+        pthread_exit(NULL);
+    }
     fwrite(out.data, 1, out.len, stdout);
     fflush(stdout);
 
