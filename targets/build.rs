@@ -481,6 +481,35 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// The hostile target (`c/hostile.c`): a program of its own, not a catalogue variant, built
+    /// like `c-glibc-pie-exe-ie` (glibc, gcc, PIE executable, initial-exec TLS) so that its context
+    /// symbols sit at a fixed offset from the thread pointer. Returns its path.
+    fn build_hostile(&self) -> Result<PathBuf, String> {
+        let spec = Spec::parse("c-glibc-pie-exe-ie")?;
+        let dir = self.out_root.join("hostile");
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let dlist = dir.join("dynamic-list");
+        fs::write(
+            &dlist,
+            "{ custom_labels_abi_version; custom_labels_current_set; otel_thread_ctx_v1; };\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let exe = dir.join("hostile");
+        let mut cmd = self.command(&spec)?;
+        cmd.args(["-fPIE", "-pie"]);
+        cmd.args(self.model_flags(&spec));
+        cmd.args(Self::ctx_defines(&spec, true));
+        for source in ["hostile.c", "buf.c", "pc.c", "ctx_tls.c"] {
+            cmd.arg(self.c_dir.join(source));
+        }
+        cmd.arg(format!("-Wl,--dynamic-list={}", dlist.display()));
+        cmd.arg("-o").arg(&exe);
+        self.run(cmd, "hostile target")?;
+        Ok(exe)
+    }
+}
+
 fn json_str(s: &str) -> serde_json::Value {
     serde_json::Value::String(s.to_string())
 }
@@ -509,6 +538,11 @@ fn main() {
         out_root,
         lld_dir,
     };
+
+    // The hostile target exists on every arch that has glibc gcc (both do).
+    builder
+        .build_hostile()
+        .unwrap_or_else(|e| panic!("hostile target failed to build:\n{e}"));
 
     let specs: Vec<Spec> = VARIANTS
         .iter()

@@ -167,6 +167,13 @@ pub fn c_variants() -> Vec<Variant> {
         .collect()
 }
 
+/// The hostile target built by `build.rs` from `c/hostile.c` (not a catalogue variant): one
+/// `--case NAME` per class of adversarial input, each declaring in `CONTEXT-READY` what a robust
+/// reader must report (form documented in targets/README.md, "The hostile target").
+pub fn hostile_target() -> PathBuf {
+    PathBuf::from(concat!(env!("OUT_DIR"), "/c/hostile/hostile"))
+}
+
 /// Where cargo put the Rust target binaries: `CONTEXT_TARGETS_BIN_DIR`, else the parent of the
 /// directory of the running executable (`target/<profile>/deps/x` -> `target/<profile>`).
 pub fn rust_bin_dir() -> Option<PathBuf> {

@@ -9,6 +9,7 @@ mod paths;
 mod process;
 mod setup;
 mod smoke;
+mod soak;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -87,6 +88,18 @@ enum Task {
     /// Install gdb, then benchmark the ptrace and eBPF backends against gdb (needs root; about 10
     /// min): docs/benchmarks.md and docs/bench-*.svg.
     Bench(bench::BenchArgs),
+    /// Long runs of the hostile suite: the reader SIGKILLed mid-snapshot, the churn soak.
+    Soak {
+        /// Reader kills (`KILL_TEST_KILLS`).
+        #[arg(long, default_value_t = 10_000)]
+        kills: u64,
+        /// ptrace snapshots of the churning writers (`CHURN_SOAK_SNAPSHOTS`).
+        #[arg(long, default_value_t = 1_000_000)]
+        snapshots: u64,
+        /// eBPF snapshots of the churning writers (`CHURN_SOAK_EBPF_SNAPSHOTS`; 0: ptrace only).
+        #[arg(long, default_value_t = 1_000)]
+        ebpf_snapshots: u64,
+    },
     /// Run an aarch64 program in a fresh VM and exit with its exit code (a cargo runner).
     VmRun {
         program: PathBuf,
@@ -378,6 +391,18 @@ fn main() -> ExitCode {
         Task::Test { arch } => test(&paths, arch),
         Task::Ci => test(&paths, Arch::All),
         Task::Bench(args) => bench::bench(&paths, &args),
+        Task::Soak {
+            kills,
+            snapshots,
+            ebpf_snapshots,
+        } => soak::run(
+            || host_cargo(&paths),
+            &soak::Soak {
+                kills,
+                snapshots,
+                ebpf_snapshots,
+            },
+        ),
         Task::VmRun { program, args } => match vm_run(&paths, &program, &args) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
