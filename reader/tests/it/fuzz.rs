@@ -41,6 +41,8 @@ use proptest::test_runner::TestRunner;
 
 /// Cases of one `cargo test` run, over all targets (about 10 s of CPU in a debug build).
 const DEFAULT_CASES: u64 = 6_000;
+/// A long run prints a progress line per target every this many cases.
+const PROGRESS_EVERY: u64 = 100_000;
 /// The fuzz targets below; `FUZZ_CASES` is split evenly over them.
 const TARGETS: u64 = 8;
 
@@ -70,7 +72,19 @@ where
         ..ProptestConfig::default()
     };
     let started = Instant::now();
-    let result = TestRunner::new(config).run(&strategy, test);
+    // Progress every PROGRESS_EVERY cases, so a long run cut short still says how far it got.
+    let done = Cell::new(0u64);
+    let result = TestRunner::new(config).run(&strategy, |v| {
+        done.set(done.get() + 1);
+        if done.get() % PROGRESS_EVERY == 0 {
+            eprintln!(
+                "fuzz {name}: {} of {cases} cases, {:.0} s, no failure so far",
+                done.get(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        test(v)
+    });
     eprintln!(
         "fuzz {name}: {cases} cases in {:.1} s",
         started.elapsed().as_secs_f64()
