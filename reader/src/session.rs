@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::backend::ptrace::{
-    process_exited, walk_threads, Fault, StopStats, ThreadCache, WalkError,
+    live_task, process_exited, walk_threads, Fault, StopStats, ThreadCache, WalkError,
 };
 use crate::backend::sys::{self, ProcessMemory};
 use crate::decode::process_ctx::{
@@ -117,15 +117,16 @@ impl Session {
     /// context mapping).
     pub fn plan(&mut self) -> Result<&ReadPlan, ReaderError> {
         let pid = self.pid;
-        let text =
-            std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| proc_error(pid, e))?;
+        let task = live_task(pid);
+        let text = std::fs::read_to_string(format!("/proc/{task}/maps"))
+            .map_err(|e| proc_error(pid, e))?;
         if self.cached.as_ref().is_none_or(|(t, _)| *t != text) {
             let mappings = maps::parse_maps(&text).map_err(|e| ReaderError::Proc {
                 pid,
                 source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
             })?;
             let started = Instant::now();
-            let plan = discovery::discover(pid, &mappings, &ProcessMemory::new(pid));
+            let plan = discovery::discover(task, &mappings, &ProcessMemory::new(task));
             self.discovery = Some(started.elapsed());
             self.cached = Some((text, plan));
         }
@@ -143,7 +144,7 @@ impl Session {
             BackendKind::Ebpf => crate::backend::sys::raise_to_realtime(),
             BackendKind::Ptrace => Err(nix::errno::Errno::UnknownErrno),
         };
-        let mem = ProcessMemory::new(pid);
+        let mem = ProcessMemory::new(live_task(pid));
         let plan = self.plan()?.clone();
         let mut errors = plan.errors.clone();
         let (process_context, keys) =
