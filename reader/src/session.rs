@@ -86,6 +86,9 @@ pub struct SnapshotStats {
     pub ebpf: Option<crate::backend::ebpf::EbpfStats>,
 }
 
+/// Reads of `/proc/PID/maps` after the first, at most, to see the same listing twice.
+const MAPS_READS: usize = 4;
+
 pub struct Session {
     pid: i32,
     opts: SnapshotOptions,
@@ -113,14 +116,30 @@ impl Session {
         })
     }
 
-    /// The current read plan, rediscovered whenever `/proc/PID/maps` changed (dlopen, a new
-    /// context mapping).
+    /// The current read plan, rediscovered whenever the mappings it depends on changed (dlopen,
+    /// a new context mapping). Heap growth and anonymous mappings (thread stacks, malloc arenas)
+    /// change `/proc/PID/maps` all the time in a busy writer but not the plan, so they do not
+    /// trigger discovery.
     pub fn plan(&mut self) -> Result<&ReadPlan, ReaderError> {
         let pid = self.pid;
         let task = live_task(pid);
-        let text = std::fs::read_to_string(format!("/proc/{task}/maps"))
-            .map_err(|e| proc_error(pid, e))?;
-        if self.cached.as_ref().is_none_or(|(t, _)| *t != text) {
+        let read_maps = || {
+            std::fs::read_to_string(format!("/proc/{task}/maps")).map_err(|e| proc_error(pid, e))
+        };
+        let mut text = read_maps()?;
+        let mut key = maps::plan_relevant_lines(&text);
+        if self.cached.as_ref().is_none_or(|(k, _)| *k != key) {
+            // A read of `maps` longer than a page is not atomic: a mapping that moves between
+            // two read() calls can be missed. Rediscover only from a listing seen twice alike.
+            for _ in 0..MAPS_READS {
+                let again = read_maps()?;
+                let again_key = maps::plan_relevant_lines(&again);
+                let stable = again_key == key;
+                (text, key) = (again, again_key);
+                if stable {
+                    break;
+                }
+            }
             let mappings = maps::parse_maps(&text).map_err(|e| ReaderError::Proc {
                 pid,
                 source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
@@ -128,7 +147,7 @@ impl Session {
             let started = Instant::now();
             let plan = discovery::discover(task, &mappings, &ProcessMemory::new(task));
             self.discovery = Some(started.elapsed());
-            self.cached = Some((text, plan));
+            self.cached = Some((key, plan));
         }
         Ok(&self.cached.as_ref().expect("just filled").1)
     }

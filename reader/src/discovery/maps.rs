@@ -41,6 +41,20 @@ fn display_path(path: &MMapPath) -> String {
     }
 }
 
+/// The lines of a `/proc/PID/maps` listing that a read plan depends on: mappings of files
+/// (modules, memfd context mappings) and named anonymous ones (`[anon:OTEL_CTX]`), not unnamed
+/// anonymous memory, the heap or stacks, which a busy process changes constantly.
+pub fn plan_relevant_lines(text: &str) -> String {
+    text.lines()
+        .filter(|line| {
+            // address perms offset dev inode [path]: the path is the sixth field.
+            let path = line.split_whitespace().nth(5).unwrap_or("");
+            !path.is_empty() && path != "[heap]" && !path.starts_with("[stack")
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect()
+}
+
 pub fn parse_maps(text: &str) -> Result<Vec<Mapping>, procfs::ProcError> {
     let maps = MemoryMaps::from_buf_read(text.as_bytes())?;
     Ok(maps
@@ -65,6 +79,25 @@ pub fn read_maps(pid: i32) -> std::io::Result<Vec<Mapping>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_relevant_lines_ignore_heap_stacks_and_unnamed_memory() {
+        let before = "55d0-55d1 r-xp 0 08:01 7 /usr/bin/w\n\
+                      55e0-55f0 rw-p 0 00:00 0 [heap]\n\
+                      7f00-7f10 rw-p 0 00:00 0 \n\
+                      7f20-7f21 rw-s 0 00:01 9 /memfd:OTEL_CTX (deleted)\n\
+                      7ffd-7ffe rw-p 0 00:00 0 [stack]\n";
+        let grown = before
+            .replace("55e0-55f0", "55e0-5600")
+            .replace("7f00-7f10 rw-p 0 00:00 0 \n", "7f00-7f18 rw-p 0 00:00 0 \n");
+        assert_eq!(plan_relevant_lines(before), plan_relevant_lines(&grown));
+        let relevant = plan_relevant_lines(before);
+        assert!(relevant.contains("/usr/bin/w") && relevant.contains("OTEL_CTX"));
+        let named = format!("{before}7f30-7f31 rw-p 0 00:00 0 [anon:OTEL_CTX]\n");
+        assert_ne!(plan_relevant_lines(before), plan_relevant_lines(&named));
+        let dlopened = format!("{before}7f40-7f41 r-xp 0 08:01 8 /lib/libotelctx.so\n");
+        assert_ne!(plan_relevant_lines(before), plan_relevant_lines(&dlopened));
+    }
 
     // Recorded from a glibc writer on kernel 6.18, plus the named-anonymous form of kernels with
     // CONFIG_ANON_VMA_NAME.
