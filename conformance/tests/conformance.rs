@@ -5,8 +5,7 @@
 //! `conformance::compare`, closes stdin and requires exit 0.
 //!
 //! Environment: `CONFORMANCE_BACKENDS=ptrace,ebpf` (default `ptrace`) picks the backends;
-//! `CONFORMANCE_EBPF_SCENARIOS=all|basic,churn,...` the eBPF scenarios (default all; `basic` on
-//! aarch64, where each eBPF case costs seconds of emulated verification);
+//! `CONFORMANCE_EBPF_SCENARIOS=all|basic,churn,...` the eBPF scenarios (default all);
 //! `CONFORMANCE_EXTERNAL='CMD ARGS'` replaces the catalogue by one external target (trials
 //! `ARCH/BACKEND/external/<file names of the command's words>`), run in `CONFORMANCE_EXTERNAL_DIR`
 //! if set (xtask sets the caller's directory); `CONTEXT_READER_BIN` overrides the reader binary
@@ -39,13 +38,12 @@ fn backends() -> Vec<Backend> {
         .collect()
 }
 
-/// Scenarios the eBPF backend runs on this arch. Under aarch64 emulation each eBPF case loads the
-/// program anew (4-12 s of verification in the guest), so the full eBPF matrix would not fit the
-/// CI budget: there the eBPF backend runs `basic` of every variant (which also carries the
-/// untouched `idle` thread) unless `CONFORMANCE_EBPF_SCENARIOS=all` or a list widens it.
-fn ebpf_scenario_selected(arch: &str, scenario: &str) -> bool {
-    let default = if arch == "aarch64" { "basic" } else { "all" };
-    let list = std::env::var("CONFORMANCE_EBPF_SCENARIOS").unwrap_or_else(|_| default.to_string());
+/// Scenarios the eBPF backend runs: all by default (each test process verifies the BPF program
+/// once and shares it between cases, so a case no longer pays a load: that used to be 4-12 s of
+/// emulated verification per case on aarch64); `CONFORMANCE_EBPF_SCENARIOS=basic,churn,...`
+/// narrows it.
+fn ebpf_scenario_selected(scenario: &str) -> bool {
+    let list = std::env::var("CONFORMANCE_EBPF_SCENARIOS").unwrap_or_else(|_| "all".to_string());
     list == "all" || list.split(',').any(|s| s.trim() == scenario)
 }
 
@@ -111,24 +109,31 @@ fn catalogue_trials(arch: &str) -> Vec<Trial> {
     let mut trials = Vec::new();
     let wanted = backends();
     let variants: Vec<Arc<Variant>> = catalogue().into_iter().map(Arc::new).collect();
+    // Decoding classes whose eBPF end-to-end case was already generated.
+    let mut ebpf_end_to_end: HashSet<String> = HashSet::new();
     for (variant, scenario) in selected_cases(&variants, full_matrix()) {
-        // One case of every variant (basic, else its first scenario) runs the binary end to end.
+        // One case of every variant (basic, else its first scenario) runs the binary end to end;
+        // with eBPF only on the first variant of each decoding class, because the binary loads
+        // (and the kernel verifies) the program anew in its own process, while library cases
+        // share one loaded program: the reading code behind both is the same.
         let end_to_end = variant
             .scenarios
             .iter()
             .find(|s| *s == "basic")
             .or(variant.scenarios.first());
-        let reader = if Some(&scenario) == end_to_end {
-            ReaderMode::Binary
-        } else {
-            ReaderMode::Library
-        };
         for backend in variant
             .backends_for(&scenario)
             .into_iter()
             .filter(|b| wanted.contains(b))
-            .filter(|b| *b != Backend::Ebpf || ebpf_scenario_selected(arch, &scenario))
+            .filter(|b| *b != Backend::Ebpf || ebpf_scenario_selected(&scenario))
         {
+            let binary = Some(&scenario) == end_to_end
+                && (backend != Backend::Ebpf || ebpf_end_to_end.insert(variant.decoding_class()));
+            let reader = if binary {
+                ReaderMode::Binary
+            } else {
+                ReaderMode::Library
+            };
             let name = format!("{arch}/{}/{}/{scenario}", backend.name(), variant.name);
             let case = Case {
                 backend,
