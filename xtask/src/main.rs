@@ -88,6 +88,12 @@ enum Task {
     /// Install gdb, then benchmark the ptrace and eBPF backends against gdb (needs root; about 10
     /// min): docs/benchmarks.md and docs/bench-*.svg.
     Bench(bench::BenchArgs),
+    /// Long fuzz run of the decoders, read_thread, discovery and ELF inspection (release build
+    /// with overflow checks; `FUZZ_CASES`, split over the fuzz targets of reader/tests/it/fuzz.rs).
+    Fuzz {
+        #[arg(long, default_value_t = 10_000_000)]
+        cases: u64,
+    },
     /// Long runs of the hostile suite: the reader SIGKILLed mid-snapshot, the churn soak.
     Soak {
         /// Reader kills (`KILL_TEST_KILLS`).
@@ -214,6 +220,25 @@ fn conformance_aarch64(paths: &Paths, backend: Backend, select: &Selection) -> R
         test.env("XTASK_VM_TIMEOUT_SECS", "3000");
     }
     run(&mut test)
+}
+
+/// `cargo test --release` of the fuzz targets with `cases` in all; release builds check integer
+/// overflow only when asked, and overflow is one of the things the fuzzing looks for.
+fn fuzz_command(cmd: &mut Command, cases: u64) -> &mut Command {
+    cmd.args([
+        "test",
+        "--release",
+        "-p",
+        "context-reader",
+        "--test",
+        "it",
+        "fuzz::",
+        "--",
+        "--nocapture",
+    ])
+    .env("FUZZ_CASES", cases.to_string())
+    .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
+    .env("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "true")
 }
 
 /// Both backends unless the caller chose (`CONFORMANCE_BACKENDS` set in the environment).
@@ -391,6 +416,7 @@ fn main() -> ExitCode {
         Task::Test { arch } => test(&paths, arch),
         Task::Ci => test(&paths, Arch::All),
         Task::Bench(args) => bench::bench(&paths, &args),
+        Task::Fuzz { cases } => run(fuzz_command(&mut host_cargo(&paths), cases)),
         Task::Soak {
             kills,
             snapshots,
