@@ -4,6 +4,10 @@
 //! `memory` + `decode` (pure, over the `Memory` trait) -> `discovery` (maps, ELF, TLS arithmetic)
 //! -> `plan` (what to read) -> `read` (executes a plan for one thread over any `Memory`) ->
 //! `backend` (ptrace, eBPF) -> `session` (snapshots) -> `snapshot` + `render`.
+//!
+//! `unsafe` is denied everywhere but `backend::sys`, the one module of raw syscalls, where each
+//! use carries its invariant.
+#![deny(unsafe_code)]
 
 pub mod backend;
 pub mod decode;

@@ -1,4 +1,5 @@
 //! `context-reader`: the command line. Parses arguments, runs sessions, prints snapshots.
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -3,4 +3,5 @@
 #[cfg(feature = "ebpf")]
 pub mod ebpf;
 pub mod ptrace;
+#[allow(unsafe_code)] // the crate's one module of raw syscalls
 pub mod sys;
