@@ -526,10 +526,12 @@ pub fn markdown(results: &Results) -> String {
     );
     let _ = writeln!(
         w,
-        "* **eBPF**: `Session::snapshot` with the eBPF backend and its defaults (99 Hz per CPU, \
-         a window of at most 2 s that ends once every thread was sampled); every snapshot loads \
-         and attaches the program, as `--once` does. Idle threads are never on CPU, so they are \
-         never sampled and an idle snapshot always lasts the whole window."
+        "* **eBPF**: `Session::snapshot` with the eBPF backend and its defaults (a task-clock \
+         event per thread firing every 1 ms of that thread's CPU time, a window of at most 2 s \
+         that ends once every thread was sampled). The program is loaded once per measuring \
+         process and shared by its snapshots; each snapshot attaches and detaches its events. \
+         Idle threads are never on CPU, so they are never sampled and an idle snapshot always \
+         lasts the whole window."
     );
     let _ = writeln!(
         w,
