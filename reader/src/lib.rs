@@ -1,7 +1,8 @@
 //! context-reader: reads, from outside a running process, the context it publishes for profilers.
 //!
 //! Layers, each usable without the ones above it (see ARCHITECTURE.md):
-//! `memory` + `decode` (pure, over the `Memory` trait) -> `discovery` (maps, ELF, TLS arithmetic)
+//! `abi` (arch, libc, TLS segment, DTV layout: the shared vocabulary) -> `memory` + `decode`
+//! (pure, over the `Memory` trait) -> `discovery` (maps, ELF, TLS arithmetic)
 //! -> `plan` (what to read) -> `read` (executes a plan for one thread over any `Memory`) ->
 //! `backend` (ptrace, eBPF) -> `session` (snapshots) -> `snapshot` + `render`.
 //!
@@ -9,6 +10,7 @@
 //! use carries its invariant.
 #![deny(unsafe_code)]
 
+pub mod abi;
 pub mod backend;
 pub mod decode;
 pub mod discovery;

@@ -3,9 +3,8 @@
 
 use serde::Serialize;
 
+use crate::abi::{Arch, DtvLayout, Libc};
 use crate::decode::thread_ctx::RecordLayout;
-use crate::discovery::elf::Libc;
-use crate::discovery::tls::{Arch, DtvLayout};
 
 /// How to turn a thread pointer into the address of a TLS slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,7 +10,7 @@ use object::{
 };
 use serde::Serialize;
 
-use super::tls::Arch;
+use crate::abi::{Arch, Libc, TlsSegment};
 
 pub const V1_SET: &str = "custom_labels_current_set";
 pub const V1_ABI_VERSION: &str = "custom_labels_abi_version";
@@ -25,16 +25,6 @@ pub enum ElfError {
     Parse(#[from] object::Error),
     #[error("unsupported machine {0:#x} (x86-64 and aarch64 only)")]
     Machine(u16),
-}
-
-/// The `PT_TLS` program header: the module's TLS initialisation image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct TlsSegment {
-    pub vaddr: u64,
-    pub memsz: u64,
-    pub filesz: u64,
-    /// `p_align`, with 0 read as 1.
-    pub align: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,13 +79,6 @@ pub struct TlsReloc {
     /// `r_offset`: virtual address of the GOT entry or descriptor.
     pub offset: u64,
     pub addend: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Libc {
-    Glibc,
-    Musl,
 }
 
 /// Everything discovery and `check` use from one ELF file.

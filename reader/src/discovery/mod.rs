@@ -7,11 +7,12 @@ pub mod tls;
 
 use std::collections::BTreeMap;
 
-use self::elf::{ElfModule, Libc, SymbolInfo, TlsRelocKind};
+use self::elf::{ElfModule, SymbolInfo, TlsRelocKind};
 use self::maps::Mapping;
 use self::tls::{
     classify_descriptor_argument, dtv_layout, executable_block_offset, DescriptorArgument,
 };
+use crate::abi::{Arch, Libc};
 use crate::decode::process_ctx::is_context_mapping_name;
 use crate::decode::thread_ctx::RecordLayout;
 use crate::memory::Memory;
@@ -153,7 +154,7 @@ pub fn plan_from_modules(
     let arch = modules
         .iter()
         .find(|m| m.is_main)
-        .map_or(tls::Arch::host(), |m| m.elf.arch);
+        .map_or(Arch::host(), |m| m.elf.arch);
     let libc = detect_libc(modules);
     let mut plan = ReadPlan {
         pid,
@@ -256,7 +257,7 @@ struct Resolver<'a> {
     modules: &'a [LoadedModule],
     maps: &'a [Mapping],
     mem: &'a dyn Memory,
-    arch: tls::Arch,
+    arch: Arch,
     libc: Libc,
 }
 
@@ -435,7 +436,7 @@ mod tests {
             bias: 0,
             is_main,
             elf: ElfModule {
-                arch: tls::Arch::X86_64,
+                arch: Arch::X86_64,
                 is_dyn: true,
                 interp: interp.map(str::to_string),
                 has_dynsym: true,
@@ -450,7 +451,8 @@ mod tests {
         }
     }
 
-    use crate::discovery::elf::{TlsReloc, TlsSegment};
+    use crate::abi::TlsSegment;
+    use crate::discovery::elf::TlsReloc;
     use crate::memory::ImageMemory;
 
     fn tls_symbol(name: &str, value: u64) -> SymbolInfo {

@@ -1,26 +1,7 @@
 //! TLS address arithmetic, as pure per-arch functions (formats.md 4.2, 4.4, 4.5.3, 4.6).
 //! Unit-tested for x86-64 and aarch64 on any host.
 
-use serde::Serialize;
-
-use super::elf::{Libc, TlsSegment};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Arch {
-    X86_64,
-    Aarch64,
-}
-
-impl Arch {
-    pub const fn host() -> Arch {
-        if cfg!(target_arch = "aarch64") {
-            Arch::Aarch64
-        } else {
-            Arch::X86_64
-        }
-    }
-}
+use crate::abi::{Arch, DtvLayout, Libc, TlsSegment};
 
 /// Signed offset from the thread pointer to the start of the executable's static TLS block.
 ///
@@ -40,17 +21,6 @@ pub fn executable_block_offset(arch: Arch, tls: &TlsSegment) -> Option<i64> {
         Arch::Aarch64 => 16 + (vaddr - 16).rem_euclid(align),
     };
     i64::try_from(offset).ok()
-}
-
-/// Where the DTV is and how it is laid out, for one libc on one arch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct DtvLayout {
-    /// The DTV pointer is read at `TP + pointer_offset`.
-    pub pointer_offset: i64,
-    /// Bytes per DTV entry: 16 on glibc (`dtv_t` union), 8 on musl.
-    pub entry_size: u64,
-    /// glibc keeps the slot count in `dtv[-1].counter`; musl in `dtv[0]`.
-    pub glibc_counter: bool,
 }
 
 pub fn dtv_layout(arch: Arch, libc: Libc) -> DtvLayout {
@@ -75,22 +45,6 @@ pub fn dtv_layout(arch: Arch, libc: Libc) -> DtvLayout {
             entry_size: 8,
             glibc_counter: false,
         },
-    }
-}
-
-impl DtvLayout {
-    /// Address of the word that holds the DTV length, given the DTV pointer.
-    pub fn counter_addr(&self, dtv: u64) -> u64 {
-        if self.glibc_counter {
-            dtv.wrapping_sub(16)
-        } else {
-            dtv
-        }
-    }
-
-    /// Address of the block pointer of `module_id`.
-    pub fn entry_addr(&self, dtv: u64, module_id: u64) -> u64 {
-        dtv.wrapping_add(module_id.wrapping_mul(self.entry_size))
     }
 }
 

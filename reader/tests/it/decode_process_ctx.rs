@@ -1,6 +1,8 @@
 //! Byte-fixture tests of the OTEP 4719 process-context decoder (formats.md 3.2-3.5, pitfalls 5-7
 //! and 28) and of the AnyValue -> JSON mapping of conformance.md section 3.
 
+use context_reader::abi::Arch;
+use context_reader::abi::Libc;
 use context_reader::decode::process_ctx::{
     any_to_json, decode_payload, is_context_mapping_name, key_map, read_mapping, to_json_map,
     MappingRead, DEFAULT_MAX_PAYLOAD,
@@ -10,8 +12,6 @@ use context_reader::decode::proto::{
 };
 use context_reader::decode::thread_ctx::{decode_record, RecordLayout};
 use context_reader::decode::v1::{decode_v1_set, V1Limits};
-use context_reader::discovery::elf::Libc;
-use context_reader::discovery::tls::Arch;
 use context_reader::memory::ImageMemory;
 use context_reader::plan::{ContextMapping, ReadPlan};
 use context_reader::session::read_process_context;

@@ -1,10 +1,10 @@
 //! Byte-fixture tests of the custom-labels v1 / v0 decoder against formats.md 1.5-1.7 and
 //! conformance.md section 3: expected values come from the spec, never from decoder output.
 
+use context_reader::abi::Arch;
+use context_reader::abi::Libc;
 use context_reader::decode::v1::{decode_v0_inline, decode_v1_set, V1Limits};
 use context_reader::decode::Decoded;
-use context_reader::discovery::elf::Libc;
-use context_reader::discovery::tls::Arch;
 use context_reader::memory::ImageMemory;
 use context_reader::plan::{ReadPlan, Resolution, SlotPlan, SlotRule, V1Layout, V1Plan};
 use context_reader::read::read_thread;

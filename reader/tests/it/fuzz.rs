@@ -16,6 +16,8 @@ use std::cell::Cell;
 use std::path::Path;
 use std::time::Instant;
 
+use context_reader::abi::Arch;
+use context_reader::abi::{Libc, TlsSegment};
 use context_reader::decode::process_ctx::{
     decode_payload, key_map, read_mapping, to_json_map, MappingRead, DEFAULT_MAX_PAYLOAD,
 };
@@ -23,10 +25,9 @@ use context_reader::decode::thread_ctx::{decode_record, RecordLayout};
 use context_reader::decode::v1::{decode_v0_inline, decode_v1_set, V1Limits};
 use context_reader::decode::Decoded;
 use context_reader::discovery::elf::{
-    inspect, ElfModule, Libc, SymbolInfo, TlsReloc, TlsRelocKind, TlsSegment, CONTEXT_SYMBOLS,
+    inspect, ElfModule, SymbolInfo, TlsReloc, TlsRelocKind, CONTEXT_SYMBOLS,
 };
 use context_reader::discovery::maps::Mapping;
-use context_reader::discovery::tls::Arch;
 use context_reader::discovery::{load_bias, plan_from_modules, LoadedModule};
 use context_reader::memory::{ImageMemory, Memory, MemoryError};
 use context_reader::plan::{ReadPlan, Resolution, SlotPlan, SlotRule, V1Layout, V1Plan, V2Plan};
@@ -76,7 +77,7 @@ where
     let done = Cell::new(0u64);
     let result = TestRunner::new(config).run(&strategy, |v| {
         done.set(done.get() + 1);
-        if done.get() % PROGRESS_EVERY == 0 {
+        if done.get().is_multiple_of(PROGRESS_EVERY) {
             eprintln!(
                 "fuzz {name}: {} of {cases} cases, {:.0} s, no failure so far",
                 done.get(),
