@@ -366,6 +366,18 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
                 "--tests",
             ]))
         });
+        // The eBPF crate's own tests (the loader, the shared sampler, per-thread events): every
+        // wait in them is bounded and a watchdog names the phase a test hung in.
+        steps.run("aarch64 ebpf tests", || {
+            run(cross::cargo(paths)?.args([
+                "test",
+                "-p",
+                "context-reader-ebpf",
+                "--no-fail-fast",
+                "--lib",
+                "--tests",
+            ]))
+        });
         steps.run("aarch64 conformance", || {
             conformance_aarch64(paths, Backend::All, &Selection::default())
         });
