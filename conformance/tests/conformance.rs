@@ -26,18 +26,6 @@ use context_targets::{catalogue, is_placement_scenario, Backend, Variant};
 use libtest_mimic::{Arguments, Failed, Trial};
 use runner::{run_case, Case, ReaderMode};
 
-fn backends() -> Vec<Backend> {
-    let list = std::env::var("CONFORMANCE_BACKENDS").unwrap_or_else(|_| "ptrace".to_string());
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            Backend::from_name(s)
-                .unwrap_or_else(|| panic!("CONFORMANCE_BACKENDS: unknown backend {s:?}"))
-        })
-        .collect()
-}
-
 /// Scenarios the eBPF backend runs: all by default (each test process verifies the BPF program
 /// once and shares it between cases, so a case no longer pays a load: that used to be 4-12 s of
 /// emulated verification per case on aarch64); `CONFORMANCE_EBPF_SCENARIOS=basic,churn,...`
@@ -107,7 +95,7 @@ fn trial(name: String, case: Case) -> Trial {
 
 fn catalogue_trials(arch: &str) -> Vec<Trial> {
     let mut trials = Vec::new();
-    let wanted = backends();
+    let wanted = Backend::selected();
     let variants: Vec<Arc<Variant>> = catalogue().into_iter().map(Arc::new).collect();
     // Decoding classes whose eBPF end-to-end case was already generated.
     let mut ebpf_end_to_end: HashSet<String> = HashSet::new();
@@ -157,7 +145,7 @@ fn external_trials(arch: &str, line: &str) -> Vec<Trial> {
         .map(|f| f.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join("+");
-    backends()
+    Backend::selected()
         .into_iter()
         .map(|backend| {
             let name = format!("{arch}/{}/external/{writer}", backend.name());

@@ -77,18 +77,6 @@ const CASES: &[(&str, &[Backend])] = &[
     ("leader-exit", &[Backend::Ptrace]),
 ];
 
-pub fn backends() -> Vec<Backend> {
-    let list = std::env::var("CONFORMANCE_BACKENDS").unwrap_or_else(|_| "ptrace".to_string());
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            Backend::from_name(s)
-                .unwrap_or_else(|| panic!("CONFORMANCE_BACKENDS: unknown backend {s:?}"))
-        })
-        .collect()
-}
-
 pub fn backend_kind(backend: Backend) -> BackendKind {
     match backend {
         Backend::Ptrace => BackendKind::Ptrace,
@@ -400,7 +388,7 @@ fn run_hostile(case: &str, backend: Backend) -> Result<String, String> {
 
 fn main() {
     let args = Arguments::from_args();
-    let wanted = backends();
+    let wanted = Backend::selected();
     let mut trials = Vec::new();
     for (case, case_backends) in CASES {
         for backend in case_backends.iter().filter(|b| wanted.contains(b)) {

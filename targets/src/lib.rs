@@ -31,6 +31,20 @@ impl Backend {
         }
     }
 
+    /// The backends named in `CONFORMANCE_BACKENDS` (comma-separated; `ptrace` when unset), as
+    /// the suites select them. An unknown name is a panic: a typo must not shrink a suite.
+    pub fn selected() -> Vec<Backend> {
+        let list = std::env::var("CONFORMANCE_BACKENDS").unwrap_or_else(|_| "ptrace".to_string());
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                Backend::from_name(s)
+                    .unwrap_or_else(|| panic!("CONFORMANCE_BACKENDS: unknown backend {s:?}"))
+            })
+            .collect()
+    }
+
     pub fn from_name(name: &str) -> Option<Backend> {
         match name {
             "ptrace" => Some(Backend::Ptrace),
