@@ -121,8 +121,12 @@ impl Session {
     /// change `/proc/PID/maps` all the time in a busy writer but not the plan, so they do not
     /// trigger discovery.
     pub fn plan(&mut self) -> Result<&ReadPlan, ReaderError> {
+        self.plan_through(live_task(self.pid))
+    }
+
+    /// [`Session::plan`], reading `/proc` and memory through `task` (see `live_task`).
+    fn plan_through(&mut self, task: i32) -> Result<&ReadPlan, ReaderError> {
         let pid = self.pid;
-        let task = live_task(pid);
         let read_maps = || {
             std::fs::read_to_string(format!("/proc/{task}/maps")).map_err(|e| proc_error(pid, e))
         };
@@ -163,8 +167,9 @@ impl Session {
             BackendKind::Ebpf => crate::backend::sys::raise_to_realtime(),
             BackendKind::Ptrace => Err(nix::errno::Errno::UnknownErrno),
         };
-        let mem = ProcessMemory::new(live_task(pid));
-        let plan = self.plan()?.clone();
+        let task = live_task(pid);
+        let mem = ProcessMemory::new(task);
+        let plan = self.plan_through(task)?.clone();
         let mut errors = plan.errors.clone();
         let (process_context, keys) =
             read_process_context(&mem, &plan, opts.max_payload, &mut errors);

@@ -500,40 +500,32 @@ fn why_refused(pid: i32, tid: i32, e: Errno) -> Refusal {
     }
 }
 
-/// The task whose `/proc` entries and address space stand for the process: the thread-group
-/// leader, or, when the leader has exited (`pthread_exit` in `main`) and is a zombie whose
-/// `maps`, `exe` and memory are gone, the first thread still alive.
-pub fn live_task(pid: i32) -> i32 {
+/// The first thread of `pid` still alive: the thread-group leader, or, when the leader has
+/// exited (`pthread_exit` in `main`) and is a zombie, another thread; `None` when every thread is
+/// gone or a zombie.
+fn first_live_task(pid: i32) -> Option<i32> {
     let alive = |tid: i32| {
         std::fs::read(format!("/proc/{pid}/task/{tid}/stat"))
             .is_ok_and(|text| ThreadStat::parse(&text).is_some_and(|s| !s.is_exited()))
     };
     if alive(pid) {
-        return pid;
+        return Some(pid);
     }
-    list_threads(pid)
-        .ok()
-        .and_then(|tids| tids.into_iter().find(|&t| alive(t)))
-        .unwrap_or(pid)
+    list_threads(pid).ok()?.into_iter().find(|&t| alive(t))
+}
+
+/// The task whose `/proc` entries and address space stand for the process: the thread-group
+/// leader, or, when the leader is a zombie whose `maps`, `exe` and memory are gone, the first
+/// thread still alive.
+pub fn live_task(pid: i32) -> i32 {
+    first_live_task(pid).unwrap_or(pid)
 }
 
 /// Whether the process is gone or a zombie. A zombie thread-group leader alone is not enough: the
 /// main thread may have exited (`pthread_exit`) while other threads run on, so the process has
 /// exited only when no thread of it is left alive.
 pub fn process_exited(pid: i32) -> bool {
-    let alive = |path: String| {
-        std::fs::read(path)
-            .is_ok_and(|text| ThreadStat::parse(&text).is_some_and(|s| !s.is_exited()))
-    };
-    if alive(format!("/proc/{pid}/stat")) {
-        return false;
-    }
-    match list_threads(pid) {
-        Ok(tids) => !tids
-            .into_iter()
-            .any(|tid| alive(format!("/proc/{pid}/task/{tid}/stat"))),
-        Err(_) => true,
-    }
+    first_live_task(pid).is_none()
 }
 
 /// One snapshot's walk over the threads of a process.
