@@ -198,6 +198,20 @@ pub fn rust_bin_dir() -> Option<PathBuf> {
     Some(exe.parent()?.parent()?.to_path_buf())
 }
 
+/// The `context-reader` binary the suites run end to end: `CONTEXT_READER_BIN`, else
+/// `context-reader` beside the parent of the running test binary's directory
+/// (`target/<profile>/deps/x` -> `target/<profile>/context-reader`). It is not built here.
+pub fn reader_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONTEXT_READER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("context-reader"))
+        .expect("target dir")
+}
+
 /// One entry of `targets/rust/variants.json` (written by the Rust targets' owner). A program may
 /// have several entries, e.g. one per set of backends.
 #[derive(Debug, serde::Deserialize)]

@@ -24,17 +24,6 @@ pub const CI_KILLS: u64 = 300;
 /// A thread that does not tick for this long after the reader died is stopped or wedged.
 const PROGRESS_LIMIT: Duration = Duration::from_secs(10);
 
-fn reader_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CONTEXT_READER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("context-reader"))
-        .expect("target dir")
-}
-
 /// xorshift64*: the kill points only need to be spread, and reproducible from the seed.
 struct Rng(u64);
 
@@ -119,7 +108,7 @@ fn calibrate(bin: &PathBuf, pid: i32) -> Result<Duration, String> {
 }
 
 pub fn run() -> Result<String, String> {
-    let bin = reader_bin();
+    let bin = context_targets::reader_bin();
     if !bin.is_file() {
         return Err(format!(
             "reader binary {} missing: `cargo build -p context-reader` first, or set CONTEXT_READER_BIN",

@@ -5,7 +5,6 @@
 //! external-writer certification (`external.rs`).
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,19 +59,8 @@ fn backend_kind(backend: Backend) -> BackendKind {
     }
 }
 
-fn reader_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CONTEXT_READER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("context-reader"))
-        .expect("target dir")
-}
-
 fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
-    let bin = reader_bin();
+    let bin = context_targets::reader_bin();
     if !bin.is_file() {
         return Err(format!(
             "reader binary {} missing: build it with `cargo build -p context-reader` (cargo xtask conformance does) or set CONTEXT_READER_BIN",
