@@ -5,7 +5,7 @@ use context_reader::snapshot::BackendKind;
 use context_reader::{take_snapshot, SnapshotOptions};
 use serde_json::Value;
 
-use crate::writer::{build_writer, expected, Libc, Placement, Writer};
+use crate::writer::{build_writer, expected, main_thread_name, Libc, Placement, Writer};
 
 /// Drops `published_at_ns` (unknowable in advance) and error details (free text), keeping kinds.
 fn comparable(mut v: Value) -> Value {
@@ -41,13 +41,7 @@ fn ebpf_snapshot_equals_what_was_published_and_the_ptrace_snapshot(
             .to_json(),
     );
 
-    let name: String = exe
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .chars()
-        .take(15)
-        .collect();
+    let name = main_thread_name(&exe);
     let mut want = expected(writer.pid(), &writer.tids, &name);
     want["backend"] = "ebpf".into();
     // The main thread blocks on stdin, so a sampler never sees it on CPU.
@@ -123,13 +117,7 @@ fn ebpf_snapshot_keeps_what_was_sampled_when_the_process_exits_during_the_window
         serde_json::json!([{"format": "tls", "kind": "thread_exited"}]),
         "the snapshot says the process exited: {got:#}"
     );
-    let name: String = exe
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .chars()
-        .take(15)
-        .collect();
+    let name = main_thread_name(&exe);
     let mut want = expected(pid, &writer.tids, &name);
     for t in want["threads"].as_array_mut().unwrap() {
         if t["tid"] == pid {

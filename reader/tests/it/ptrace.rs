@@ -7,7 +7,7 @@ use context_reader::snapshot::ErrorKind;
 use context_reader::{take_snapshot, ReaderError, Session, SnapshotOptions};
 use rstest::rstest;
 
-use crate::writer::{build_writer, expected, Libc, Placement, Tracer, Writer};
+use crate::writer::{build_writer, expected, main_thread_name, Libc, Placement, Tracer, Writer};
 
 #[rstest]
 #[case::glibc_executable(Libc::Glibc, Placement::Executable)]
@@ -25,13 +25,7 @@ fn snapshot_equals_what_the_writer_published(#[case] libc: Libc, #[case] placeme
         .as_object_mut()
         .and_then(|pc| pc.remove("published_at_ns"));
     assert!(published.and_then(|v| v.as_u64()).is_some_and(|t| t > 0));
-    let name: String = exe
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .chars()
-        .take(15)
-        .collect();
+    let name = main_thread_name(&exe);
     let want = expected(writer.pid(), &writer.tids, &name);
     assert_eq!(got, want, "\n got: {got:#}\nwant: {want:#}");
 }
@@ -125,13 +119,7 @@ fn busy_threads_run_again_after_a_batch_fails_half_way(#[case] fault: Fault) {
         stats.stops.batched > 0,
         "busy threads are read in batches: {stats:?}"
     );
-    let name: String = exe
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .chars()
-        .take(15)
-        .collect();
+    let name = main_thread_name(&exe);
     let mut got = snapshot.to_json();
     got["process_context"]
         .as_object_mut()

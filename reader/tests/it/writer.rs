@@ -121,6 +121,16 @@ impl Drop for Writer {
 }
 
 /// What writer.c documents that it publishes.
+/// The writer's main-thread name: the kernel's `comm`, the executable's file name cut to 15 bytes.
+pub fn main_thread_name(exe: &std::path::Path) -> String {
+    exe.file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect()
+}
+
 pub fn expected(pid: i32, tids: &[i32], name: &str) -> Value {
     let worker = |i: i32, tid: i32| {
         json!({
