@@ -16,6 +16,8 @@ use std::cell::Cell;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::fixtures::varint;
+
 use context_reader::abi::Arch;
 use context_reader::abi::{Libc, TlsSegment};
 use context_reader::decode::process_ctx::{
@@ -445,19 +447,6 @@ fn arb_protobuf() -> BoxedStrategy<Vec<u8>> {
             .prop_map(|(depth, f)| deep_chain(depth, f)),
     ]
     .boxed()
-}
-
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 fn len_field(field: u32, bytes: &[u8]) -> Vec<u8> {
