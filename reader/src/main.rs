@@ -266,8 +266,8 @@ fn print_stats(stats: &SnapshotStats) {
         us(at(0.99)),
         us(windows.last().copied().unwrap_or_default()),
     );
-    if let Some(why) = &stats.priority_not_raised {
-        eprintln!("snapshot: ran at normal priority ({why})");
+    if let Some(scheduling) = &stats.scheduling {
+        eprintln!("snapshot: reader scheduled at {scheduling}");
     }
 }
 

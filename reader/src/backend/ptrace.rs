@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::sys;
@@ -21,8 +21,17 @@ use crate::snapshot::{Bytes, ErrorKind, Format, ReadError, ThreadSnapshot};
 
 /// Rounds of re-listing `/proc/PID/task` before threads created meanwhile are given up on.
 const MAX_LISTING_ROUNDS: usize = 16;
-/// Running threads interrupted together.
-pub const BATCH_SIZE: usize = 64;
+/// Running threads interrupted together, at most. A busy thread stops only when the scheduler
+/// next gives it a CPU, so a batch takes about one pass of the scheduler over the target's
+/// runnable threads however small it is: batches of 64 made 1000 busy threads take minutes,
+/// one batch for all of them a few seconds (docs/benchmarks.md). The bound only caps what one
+/// guard holds.
+pub const BATCH_SIZE: usize = 4096;
+/// How long `ThreadStop` polls for the stop before it blocks in `waitpid`. A sleeping thread
+/// reaches its stop within tens of microseconds; polling spares the reader the wake-up of a
+/// blocked `waitpid`, and each poll that still sees the thread running moves the start of the
+/// measured stop window closer to the real one.
+const STOP_POLL: Duration = Duration::from_micros(500);
 
 #[derive(Debug)]
 pub enum StopError {
@@ -39,6 +48,7 @@ pub struct ThreadStop {
     tid: Pid,
     /// A signal that arrived instead of our interrupt; handed back to the thread on detach.
     pending: Option<Signal>,
+    /// The last moment the thread was seen not yet stopped: its stop began after this.
     since: Instant,
 }
 
@@ -58,8 +68,20 @@ impl ThreadStop {
             Err(Errno::ESRCH) => return Err(StopError::Exited),
             Err(e) => return Err(StopError::Other("PTRACE_INTERRUPT", e)),
         }
+        let poll_until = Instant::now() + STOP_POLL;
         loop {
-            match waitpid(tid, Some(WaitPidFlag::__WALL)) {
+            let polling = Instant::now() < poll_until;
+            let flags = if polling {
+                WaitPidFlag::__WALL | WaitPidFlag::WNOHANG
+            } else {
+                WaitPidFlag::__WALL
+            };
+            match waitpid(tid, Some(flags)) {
+                Ok(WaitStatus::StillAlive) => {
+                    // Not stopped yet: its stop begins after this moment.
+                    stop.since = Instant::now();
+                    std::hint::spin_loop();
+                }
                 Ok(WaitStatus::PtraceEvent(..)) => return Ok(stop),
                 Ok(WaitStatus::Stopped(_, sig)) => {
                     // A signal-delivery stop came first: we are stopped all the same.
@@ -108,6 +130,19 @@ impl Drop for ThreadStop {
 #[derive(Debug, Default)]
 pub struct BatchStop {
     members: Vec<Member>,
+    /// Where the next poll of the members starts.
+    cursor: usize,
+}
+
+/// What `waitid(P_ALL, WNOWAIT)` said.
+enum Peek {
+    /// An outstanding member of this batch has news.
+    Member(usize),
+    /// Nothing has news.
+    Nothing,
+    /// Someone else (a child of the reader, another session's tracee) has news, or the
+    /// question failed.
+    Foreign,
 }
 
 #[derive(Debug)]
@@ -171,52 +206,131 @@ impl BatchStop {
         }
     }
 
-    /// Waits for the next member to stop, polling every outstanding one (a busy thread stops
-    /// when it next reaches the kernel, which may need a CPU); `None` once none is outstanding.
+    /// Waits for the next member to stop and returns it; `None` once none is outstanding.
+    ///
+    /// A busy thread stops when it next gets a CPU, so stops arrive in the scheduler's order, not
+    /// ours. The kernel is asked which tracee has news without consuming it (`waitid(P_ALL,
+    /// WNOWAIT)`), so a stop is served as soon as it happens, whatever its place in the batch;
+    /// only our own members are then consumed (by tid), so a child of the reader or another
+    /// session's tracee is never reaped here. When the news belongs to someone else, the
+    /// members are polled one by one from a rotating cursor instead.
     pub fn next_stop(&mut self) -> Option<BatchEvent> {
         let mut idle_passes = 0u32;
         loop {
-            let mut outstanding = false;
-            for (index, m) in self.members.iter_mut().enumerate() {
-                if m.state != MemberState::Interrupted {
-                    continue;
-                }
-                let tid = m.tid.as_raw();
-                match waitpid(m.tid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {
-                        m.running_seen = Instant::now();
-                        outstanding = true;
-                    }
-                    Ok(WaitStatus::PtraceEvent(..)) => {
-                        m.state = MemberState::Stopped(None);
-                        return Some(BatchEvent::Stopped { index, tid });
-                    }
-                    Ok(WaitStatus::Stopped(_, sig)) => {
-                        m.state = MemberState::Stopped(Some(sig));
-                        return Some(BatchEvent::Stopped { index, tid });
-                    }
-                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
-                    | Err(Errno::ECHILD | Errno::ESRCH) => {
-                        m.state = MemberState::Released;
-                        return Some(BatchEvent::Exited(tid));
-                    }
-                    Ok(_) => outstanding = true,
-                    Err(e) => {
-                        // Cannot happen for a tracee of ours; give it up without leaving it held.
-                        let _ = ptrace::detach(m.tid, None);
-                        m.state = MemberState::Released;
-                        return Some(BatchEvent::Failed(tid, "waitpid", e));
-                    }
-                }
-            }
-            if !outstanding {
+            if !self
+                .members
+                .iter()
+                .any(|m| m.state == MemberState::Interrupted)
+            {
                 return None;
             }
+            match self.peek(WaitPidFlag::WNOHANG) {
+                Peek::Member(index) => {
+                    if let Some(event) = self.collect(index) {
+                        return Some(event);
+                    }
+                }
+                Peek::Nothing => {
+                    // No tracee of ours has an unreported stop: every outstanding member is
+                    // still running now. Block until one stops (or exits).
+                    self.seen_all_running();
+                    if let Peek::Member(index) = self.peek(WaitPidFlag::empty()) {
+                        if let Some(event) = self.collect(index) {
+                            return Some(event);
+                        }
+                    }
+                    continue;
+                }
+                Peek::Foreign => {}
+            }
+            if let Some(event) = self.sweep() {
+                return Some(event);
+            }
             idle_passes += 1;
-            if idle_passes < 64 {
-                std::thread::yield_now();
+            std::thread::sleep(Duration::from_micros(if idle_passes < 64 {
+                20
             } else {
-                std::thread::sleep(Duration::from_micros(50));
+                200
+            }));
+        }
+    }
+
+    /// Which tracee or child has an unreported state change, without consuming it.
+    fn peek(&self, blocking: WaitPidFlag) -> Peek {
+        let flags = WaitPidFlag::__WALL
+            | WaitPidFlag::WEXITED
+            | WaitPidFlag::WSTOPPED
+            | WaitPidFlag::WNOWAIT
+            | blocking;
+        match waitid(Id::All, flags) {
+            Ok(WaitStatus::StillAlive) => Peek::Nothing,
+            Ok(status) => status
+                .pid()
+                .and_then(|pid| {
+                    self.members
+                        .iter()
+                        .position(|m| m.tid == pid && m.state == MemberState::Interrupted)
+                })
+                .map_or(Peek::Foreign, Peek::Member),
+            // EINTR (a signal), ECHILD (nothing to wait for), or a status nix cannot parse:
+            // fall back to polling the members.
+            Err(_) => Peek::Foreign,
+        }
+    }
+
+    /// Every member still interrupted was seen running now: its stop, when it comes, begins
+    /// after this moment.
+    fn seen_all_running(&mut self) {
+        let now = Instant::now();
+        for m in &mut self.members {
+            if m.state == MemberState::Interrupted {
+                m.running_seen = now;
+            }
+        }
+    }
+
+    /// Polls every outstanding member once, starting after the last one polled.
+    fn sweep(&mut self) -> Option<BatchEvent> {
+        for _ in 0..self.members.len() {
+            let index = self.cursor % self.members.len();
+            self.cursor = index + 1;
+            if self.members[index].state == MemberState::Interrupted {
+                if let Some(event) = self.collect(index) {
+                    return Some(event);
+                }
+            }
+        }
+        None
+    }
+
+    /// Consumes member `index`'s state change, if it has one.
+    fn collect(&mut self, index: usize) -> Option<BatchEvent> {
+        let m = &mut self.members[index];
+        let tid = m.tid.as_raw();
+        match waitpid(m.tid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {
+                m.running_seen = Instant::now();
+                None
+            }
+            Ok(WaitStatus::PtraceEvent(..)) => {
+                m.state = MemberState::Stopped(None);
+                Some(BatchEvent::Stopped { index, tid })
+            }
+            Ok(WaitStatus::Stopped(_, sig)) => {
+                m.state = MemberState::Stopped(Some(sig));
+                Some(BatchEvent::Stopped { index, tid })
+            }
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+            | Err(Errno::ECHILD | Errno::ESRCH) => {
+                m.state = MemberState::Released;
+                Some(BatchEvent::Exited(tid))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                // Cannot happen for a tracee of ours; give it up without leaving it held.
+                let _ = ptrace::detach(m.tid, None);
+                m.state = MemberState::Released;
+                Some(BatchEvent::Failed(tid, "waitpid", e))
             }
         }
     }

@@ -224,11 +224,11 @@ pub fn interrupted() -> bool {
 }
 
 /// The calling thread raised to `SCHED_FIFO` priority 1 (the lowest real-time priority) until
-/// the guard drops, which restores the policy and priority it had. Used by the eBPF backend for
-/// the span of a snapshot: when the target's own busy threads saturate the CPUs, a fair share
-/// of one CPU is a few per cent, and loading the program (the verifier runs in the caller's
-/// syscall) or draining the ring buffer would take minutes instead of milliseconds. The reader
-/// sleeps between polls, so it takes the CPU only for what it really does.
+/// the guard drops, which restores the policy and priority it had. Used for the span of a
+/// snapshot by both backends: when the target's own busy threads saturate the CPUs, a fair share
+/// of one CPU is a few per cent, and serving stopped threads, loading the program (the verifier
+/// runs in the caller's syscall) or draining the ring buffer would take minutes instead of
+/// milliseconds. The reader sleeps or blocks between polls, so it takes the CPU only for what it really does.
 #[derive(Debug)]
 pub struct RealtimeGuard {
     policy: i32,
