@@ -35,6 +35,7 @@ const TS: u64 = 81_234_567_890;
 
 // ---- mapping names (formats.md 3.3, pitfall 7) ----
 
+// rules: pc-locate-mapping, pc-ours-exact-names, pc-ours-anon-named
 #[rstest]
 #[case::anon_shmem("[anon_shmem:OTEL_CTX]", true)]
 #[case::anon("[anon:OTEL_CTX]", true)]
@@ -101,6 +102,7 @@ fn expect_error(r: MappingRead) -> context_reader::snapshot::ReadError {
     }
 }
 
+// rules: pc-header-layout, pc-signature, pc-version, pc-decode-payload, pc-ours-processcontext
 #[test]
 fn well_formed_context() {
     let payload = simple_payload();
@@ -132,6 +134,7 @@ fn well_formed_context() {
     assert_eq!(c.key_map.schema_version.as_deref(), Some("tlsdesc_v1_dev"));
 }
 
+// rules: pc-payload-placement
 #[test]
 fn payload_right_after_the_header_is_fine() {
     let payload = simple_payload();
@@ -152,6 +155,7 @@ fn payload_right_after_the_header_is_fine() {
     assert_eq!(c.context.resource["service.name"], json!("checkout"));
 }
 
+// rules: pc-validate-header
 /// Look-alikes are not contexts: ignored silently (no error).
 #[rstest]
 #[case::wrong_signature(*b"OTEL_CTY", 2)]
@@ -172,6 +176,7 @@ fn not_a_context(#[case] signature: [u8; 8], #[case] version: u32) {
     assert!(matches!(r, MappingRead::NotAContext(_)), "got {r:?}");
 }
 
+// rules: pc-validate-header
 #[test]
 fn version_1_in_progress_is_still_not_a_context() {
     let payload = simple_payload();
@@ -184,6 +189,7 @@ fn version_1_in_progress_is_still_not_a_context() {
     ));
 }
 
+// rules: pc-ours-payload-size
 #[test]
 fn payload_size_zero_is_bad_header() {
     let payload = simple_payload();
@@ -196,6 +202,7 @@ fn payload_size_zero_is_bad_header() {
     );
 }
 
+// rules: pc-ours-payload-size
 #[rstest]
 #[case::just_over_default(DEFAULT_MAX_PAYLOAD + 1, DEFAULT_MAX_PAYLOAD)]
 #[case::u32_max(u32::MAX, DEFAULT_MAX_PAYLOAD)]
@@ -223,6 +230,7 @@ fn payload_size_exactly_the_limit_is_read() {
     assert_eq!(c.context.resource["process.pid"], json!(1234));
 }
 
+// rules: pc-graceful
 #[test]
 fn unreadable_payload_is_unreadable() {
     let payload = simple_payload();
@@ -265,6 +273,7 @@ fn unreadable_or_short_header_is_unreadable() {
     );
 }
 
+// rules: pc-graceful, pc-decode-payload
 #[test]
 fn garbage_payload_is_bad_payload() {
     let payload = vec![0xff, 0xff, 0xff, 0xff];
@@ -275,6 +284,7 @@ fn garbage_payload_is_bad_payload() {
     );
 }
 
+// rules: pc-timestamp-nonzero, pc-ours-bounded-retries
 #[test]
 fn timestamp_zero_forever_is_in_progress() {
     let payload = simple_payload();
@@ -283,6 +293,7 @@ fn timestamp_zero_forever_is_in_progress() {
     assert_eq!(r, MappingRead::InProgress);
 }
 
+// rules: pc-timestamp-nonzero
 #[test]
 fn timestamp_zero_then_published_is_read() {
     let payload = simple_payload();
@@ -292,6 +303,7 @@ fn timestamp_zero_then_published_is_read() {
     assert_eq!(c.context.published_at_ns, TS);
 }
 
+// rules: pc-reread-header
 /// The writer publishes `changes` times during the read; the reader retries until the timestamp
 /// before and after the copy agree, and reports the stable publication.
 #[rstest]
@@ -310,6 +322,7 @@ fn timestamp_changing_is_retried(#[case] changes: u64) {
     );
 }
 
+// rules: pc-ours-bounded-retries
 #[test]
 fn timestamp_changing_forever_is_a_contended_error() {
     let payload = simple_payload();
@@ -319,6 +332,7 @@ fn timestamp_changing_forever_is_a_contended_error() {
     assert_eq!(e.kind, ErrorKind::Contended);
 }
 
+// rules: pc-reread-header, pc-ours-timestamp-last
 #[test]
 fn timestamp_is_re_read_after_the_payload_copy() {
     // Exactly one change between the first read and the post-copy read must be noticed:
@@ -343,6 +357,7 @@ fn worked_example() -> Vec<u8> {
     b
 }
 
+// rules: pc-payload-protobuf, pc-ours-processcontext
 #[test]
 fn worked_example_bare_resource() {
     let (resource, attributes) = decode_payload(&worked_example()).expect("decodes");
