@@ -68,6 +68,7 @@ pub const SCENARIO_RULES: &[(&str, &[&str])] = &[
             "v1-null-key-ignored",
             "v1-null-buf-absent",
             "v1-storage-count",
+            "v1-capacity-meaningless",
             "tc-null-pointer",
             "tc-zero-ids-none",
             "tc-both-ids-set",

@@ -32,13 +32,16 @@ mod catalogue {
     include!("../../targets/src/scenarios.rs");
     include!("../../targets/src/selection.rs");
 
-    /// (name, decoding class, build traits) of every C variant that exists for `triple`.
-    pub(super) fn c_variants(triple: &str) -> Vec<(String, String, Vec<String>)> {
+    /// (name, decoding class, build traits, formats) of every C variant that exists for `triple`.
+    pub(super) fn c_variants(triple: &str) -> Vec<(String, String, Vec<String>, Vec<String>)> {
         VARIANTS
             .iter()
             .filter_map(|n| Spec::parse(n).ok())
             .filter(|s| applies_on(s, triple))
-            .map(|s| (s.name.clone(), s.decoding_class(triple), s.traits()))
+            .map(|s| {
+                let formats = s.formats().iter().map(|f| f.to_string()).collect();
+                (s.name.clone(), s.decoding_class(triple), s.traits(), formats)
+            })
             .collect()
     }
 
@@ -257,16 +260,19 @@ fn conformance_cases(root: &Path, arch: &'static str, triple: &str) -> Result<Ve
         backends: Vec<&'static str>,
         ebpf_excluded: Vec<String>,
         traits: Vec<String>,
+        /// Formats published (`v1`, `v2`, `process_context`); empty: not declared.
+        formats: Vec<String>,
     }
     let mut variants: Vec<V> = catalogue::c_variants(triple)
         .into_iter()
-        .map(|(name, class, traits)| V {
+        .map(|(name, class, traits, formats)| V {
             name,
             class,
             scenarios: catalogue::SCENARIOS.iter().map(|s| s.to_string()).collect(),
             backends: vec!["ptrace", "ebpf"],
             ebpf_excluded: vec!["many-threads".to_string()],
             traits,
+            formats,
         })
         .collect();
     let json_path = root.join("targets/rust/variants.json");
@@ -303,6 +309,7 @@ fn conformance_cases(root: &Path, arch: &'static str, triple: &str) -> Result<Ve
             backends,
             ebpf_excluded: Vec::new(),
             traits: Vec::new(),
+            formats: strings("formats"),
         });
     }
     let scenario_rules: BTreeMap<&str, &[&str]> =
@@ -325,6 +332,15 @@ fn conformance_cases(root: &Path, arch: &'static str, triple: &str) -> Result<Ve
                 }
             }
         }
+        // A writer exercises only the rules of the formats it publishes.
+        rules.retain(|r| {
+            let format = match &r[..3] {
+                "v1-" => "v1",
+                "tc-" => "v2",
+                _ => "process_context",
+            };
+            v.formats.is_empty() || v.formats.iter().any(|f| f == format)
+        });
         for backend in &v.backends {
             if *backend == "ebpf" && v.ebpf_excluded.contains(&scenario) {
                 continue;
