@@ -40,7 +40,12 @@ mod catalogue {
             .filter(|s| applies_on(s, triple))
             .map(|s| {
                 let formats = s.formats().iter().map(|f| f.to_string()).collect();
-                (s.name.clone(), s.decoding_class(triple), s.traits(), formats)
+                (
+                    s.name.clone(),
+                    s.decoding_class(triple),
+                    s.traits(),
+                    formats,
+                )
             })
             .collect()
     }
@@ -570,6 +575,8 @@ fn check_header_counts(text: &str, rules: &[Rule], problems: &mut Vec<String>) {
 }
 
 struct Coverage {
+    /// Every case entry (a case on two arches is two entries).
+    cases: Vec<Case>,
     rules: Vec<Rule>,
     /// Per rule id: the cases naming it.
     by_rule: BTreeMap<String, Vec<Case>>,
@@ -621,9 +628,10 @@ fn collect(root: &Path, problems: &mut Vec<String>) -> Result<Coverage> {
         }
     }
     Ok(Coverage {
+        case_count: cases.len(),
+        cases,
         rules,
         by_rule,
-        case_count: cases.len(),
     })
 }
 
@@ -821,10 +829,18 @@ fn render(cov: &Coverage) -> String {
     out
 }
 
-/// `cargo xtask coverage [--check]`.
-pub fn run(root: &Path, check: bool) -> Result<()> {
+/// `cargo xtask coverage [--check] [--cases]`; `--cases` prints every case it derived and the
+/// rules it declares (e.g. to compare with `cargo test -p conformance --test conformance --
+/// --list`).
+pub fn run(root: &Path, check: bool, list_cases: bool) -> Result<()> {
     let mut problems = Vec::new();
     let cov = collect(root, &mut problems)?;
+    if list_cases {
+        for c in &cov.cases {
+            println!("{}\t{}", c.name, c.rules.join(","));
+        }
+        return Ok(());
+    }
     let text = render(&cov);
     let path = root.join("conformance/SPEC-COVERAGE.md");
     if check {

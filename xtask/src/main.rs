@@ -92,6 +92,9 @@ enum Task {
         /// Fail if the committed file is stale or a case names an unknown rule id.
         #[arg(long)]
         check: bool,
+        /// Print every case found and the rules it declares, instead.
+        #[arg(long)]
+        cases: bool,
     },
     /// Install gdb, then benchmark the ptrace and eBPF backends against gdb (needs root; about 10
     /// min): docs/benchmarks.md and docs/bench-*.svg.
@@ -328,7 +331,9 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
             run(host_cargo(paths).args(["fmt", "--all", "--check"]))
         });
         // Reads sources only (no target is built): well under a second.
-        steps.run("spec coverage", || coverage::run(&paths.workspace, true));
+        steps.run("spec coverage", || {
+            coverage::run(&paths.workspace, true, false)
+        });
         steps.run("clippy", || {
             run(host_cargo(paths).args([
                 "clippy",
@@ -437,7 +442,7 @@ fn main() -> ExitCode {
         ),
         Task::Test { arch } => test(&paths, arch),
         Task::Ci => test(&paths, Arch::All),
-        Task::Coverage { check } => coverage::run(&paths.workspace, check),
+        Task::Coverage { check, cases } => coverage::run(&paths.workspace, check, cases),
         Task::Bench(args) => bench::bench(&paths, &args),
         Task::Fuzz { cases } => run(fuzz_command(&mut host_cargo(&paths), cases)),
         Task::Soak {
