@@ -368,6 +368,7 @@ fn worked_example_bare_resource() {
     assert_eq!(attributes, vec![]);
 }
 
+// rules: pc-payload-protobuf, pc-decode-payload
 #[test]
 fn worked_example_through_the_mapping_reader() {
     let mut payload = worked_example();
@@ -393,6 +394,7 @@ fn worked_example_through_the_mapping_reader() {
     assert_eq!(c.context.attributes, Map::new());
 }
 
+// rules: pc-ours-processcontext, pc-payload-protobuf
 /// The same attributes as a bare `Resource` (pre-2026-02-18) and wrapped in a `ProcessContext`
 /// decode to the same resource; only the wrapped form can carry attributes.
 #[rstest]
@@ -433,6 +435,7 @@ fn process_context_wrapping_the_same_resource() {
     assert_eq!(attributes, vec![]);
 }
 
+// rules: pc-ours-processcontext, tc-reference-data-location
 #[test]
 fn process_context_with_attributes_only() {
     let payload = ProcessContextMsg {
@@ -451,6 +454,7 @@ fn process_context_with_empty_resource() {
     assert_eq!((resource, attributes), (vec![], vec![]));
 }
 
+// rules: pc-ours-protobuf-robust
 #[test]
 fn field_order_does_not_matter() {
     // attributes (2) before resource (1) on the wire.
@@ -465,6 +469,7 @@ fn field_order_does_not_matter() {
     assert_eq!(Value::Object(to_json_map(&a)), json!({"x": "y"}));
 }
 
+// rules: pc-ours-protobuf-robust
 #[test]
 fn unknown_fields_are_skipped_at_every_level() {
     // AnyValue with an unknown I64 field 12 and the profiling-only string_value_strindex (8).
@@ -508,12 +513,14 @@ fn unknown_fields_are_skipped_at_every_level() {
     assert_eq!(Value::Object(to_json_map(&a)), json!({"k": 9}));
 }
 
+// rules: pc-ours-protobuf-robust
 #[test]
 fn strindex_only_any_value_is_null() {
     let any = AnyValueMsg::decode(&pb_varint(8, 3)[..]).unwrap();
     assert_eq!(any_to_json(&any), Value::Null);
 }
 
+// rules: pc-ours-protobuf-robust, pc-resource-unique-keys
 #[test]
 fn repeated_keys_last_wins() {
     let payload = process_context_payload(
@@ -551,6 +558,7 @@ fn repeated_oneof_member_last_wins() {
 
 const MAX_SAFE: i64 = (1 << 53) - 1;
 
+// rules: pc-ours-protobuf-robust
 #[rstest]
 #[case::string(av_str("checkout"), json!("checkout"))]
 #[case::empty_string(av_str(""), json!(""))]
@@ -625,6 +633,7 @@ fn key_names(payload: &[u8]) -> Vec<Option<Bytes>> {
     key_map(&a, &r).keys
 }
 
+// rules: tc-reference-data-location, tc-key-map, tc-schema-version
 #[rstest]
 #[case::tlsdesc_v1_dev("tlsdesc_v1_dev")]
 #[case::tls_v1("tls_v1")]
@@ -673,6 +682,7 @@ fn key_map_falls_back_to_resource_attributes_of_older_writers() {
     assert_eq!(key_names(&payload), vec![Some(Bytes::from("c"))]);
 }
 
+// rules: tc-reference-data-location
 #[test]
 fn key_map_in_attributes_wins_over_resource() {
     let payload =
@@ -680,6 +690,7 @@ fn key_map_in_attributes_wins_over_resource() {
     assert_eq!(key_names(&payload), vec![Some(Bytes::from("new"))]);
 }
 
+// rules: tc-key-map
 #[test]
 fn key_map_repeated_key_last_wins() {
     let payload = process_context_payload(
@@ -740,6 +751,7 @@ fn key_map_absent_is_empty() {
     assert_eq!(m.schema_version, None);
 }
 
+// rules: tc-keymap-max-256
 #[test]
 fn key_map_is_capped_at_256_entries() {
     let names: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
@@ -750,6 +762,7 @@ fn key_map_is_capped_at_256_entries() {
     assert_eq!(keys[255], Some(Bytes::from("k255")));
 }
 
+// rules: tc-unknown-index-ignored
 /// An index the key map does not name (a gap in an R1 KvList map, a non-string array element)
 /// has no name: a record entry with that index must appear as `{"key_index": N}`, not with an
 /// invented empty key (conformance.md 3: "an index outside the key map appears as key_index").
@@ -976,6 +989,7 @@ proptest! {
     }
 }
 
+// rules: pc-ours-bound-decoding
 #[test]
 fn deeply_nested_payload_does_not_overflow_the_stack() {
     // 10 000 nested ArrayValues inside one KeyValue; a decoder must cap nesting (pitfall 28).
@@ -1040,6 +1054,7 @@ fn lying_key_length(claimed: u64) -> Vec<u8> {
     wrapped_key_value(&kv)
 }
 
+// rules: pc-ours-processcontext, pc-graceful
 #[rstest]
 #[case::any_value_nested_100_000_deep(deep_resource_value(100_000))]
 #[case::any_value_nested_past_the_recursion_limit(deep_resource_value(200))]
@@ -1132,6 +1147,7 @@ fn plan_with_candidates(candidates: &[Candidate]) -> (ImageMemory, ReadPlan, Vec
     (img.build(), plan, mappings)
 }
 
+// rules: pc-singleton, pc-validate-header
 #[rstest]
 #[case::one_valid(&[Candidate::Valid("real")], 0, &[])]
 #[case::decoys_then_valid(

@@ -436,6 +436,7 @@ fn draft_last_index_wins_and_unknown_index() {
     );
 }
 
+// rules: tc-ours-draft-record
 #[rstest]
 #[case(0)]
 #[case(2)]
@@ -478,6 +479,7 @@ fn draft_count_beyond_mapped_entries_reports_entries_before_and_an_error() {
     assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
 }
 
+// rules: tc-ours-draft-record, tc-ours-valid-recheck
 #[test]
 fn draft_torn() {
     let mut img = ImageBuilder::new();
