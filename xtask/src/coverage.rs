@@ -593,6 +593,29 @@ fn collect(root: &Path, problems: &mut Vec<String>) -> Result<Coverage> {
     for (arch, triple) in ARCHES {
         cases.extend(conformance_cases(root, arch, triple)?);
     }
+    // A declaration no case uses is stale (a renamed scenario or build trait).
+    for (scenario, _) in catalogue::SCENARIO_RULES {
+        if !cases
+            .iter()
+            .any(|c| c.name.ends_with(&format!("/{scenario}")))
+        {
+            problems.push(format!(
+                "SCENARIO_RULES names scenario {scenario}, which no conformance case runs"
+            ));
+        }
+    }
+    for (traits, _) in catalogue::variant_rules() {
+        let used = ARCHES.iter().any(|(_, triple)| {
+            catalogue::c_variants(triple)
+                .iter()
+                .any(|(_, _, have, _)| traits.split('+').all(|t| have.iter().any(|w| w == t)))
+        });
+        if !used {
+            problems.push(format!(
+                "VARIANT_RULES names {traits}, which no C variant has (traits: Spec::traits)"
+            ));
+        }
+    }
     cases.extend(hostile_cases(root)?);
     cases.extend(marker_cases(root)?);
     cases.extend(check_snapshot_cases(root)?);
