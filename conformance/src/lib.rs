@@ -17,12 +17,66 @@ pub struct Diff {
 
 impl std::fmt::Display for Diff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rules = rules_for_path(&self.path);
+        let cite = if rules.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", rules.join(", "))
+        };
         write!(
             f,
-            "{}: expected {}, observed {}",
+            "{}{cite}: expected {}, observed {}",
             self.path, self.expected, self.observed
         )
     }
+}
+
+/// The spec rules (ids of conformance/rules.toml) a difference at this JSON path of the snapshot
+/// most likely breaks, cited with each diff so that a writer author sees which sentence of which
+/// spec is at stake. Indices and selectors (`[3]`, `[tid=12]`) and a `snapshot N: ` prefix are
+/// ignored; an unknown path cites nothing. `cargo xtask coverage --check` checks the ids exist.
+#[rustfmt::skip]
+pub fn rules_for_path(path: &str) -> &'static [&'static str] {
+    let path = path.rsplit_once(": ").map_or(path, |(_, p)| p);
+    let mut plain = String::with_capacity(path.len());
+    let mut depth = 0usize;
+    for c in path.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    let field = |prefix: &str| plain.find(prefix).map(|i| &plain[i + prefix.len()..]);
+    if let Some(rest) = field(".process_context") {
+        return match rest {
+            "" | ".mapping" => &["pc-locate-mapping", "pc-validate-header", "pc-timestamp-nonzero"],
+            r if r.starts_with(".resource") => &["pc-decode-payload", "pc-ours-processcontext"],
+            r if r.starts_with(".attributes") => &["tc-reference-data-location", "pc-ours-processcontext"],
+            _ => &["pc-header-layout"],
+        };
+    }
+    if let Some(rest) = field(".v1") {
+        return match rest {
+            "" => &["v1-ours-null-pointer", "v1-labelset-layout", "v1-storage-count"],
+            ".labels.value" => &["v1-first-key-wins", "v1-labels-are-bytes"],
+            r if r.starts_with(".labels") => &["v1-storage-count", "v1-null-key-ignored", "v1-first-key-wins"],
+            _ => &["v1-labelset-layout"],
+        };
+    }
+    if let Some(rest) = field(".v2") {
+        return match rest {
+            "" => &["tc-null-pointer", "tc-valid-one", "tc-detach"],
+            ".trace_id" | ".span_id" => &["tc-record-packed", "tc-zero-ids-none"],
+            ".trace_flags" => &["tc-trace-flags"],
+            ".attributes.value" => &["tc-last-occurrence-wins", "tc-utf8-strings"],
+            ".attributes.key" | ".attributes.key_index" => &["tc-key-map", "tc-unknown-index-ignored"],
+            r if r.starts_with(".attributes") => &["tc-entry-encoding", "tc-stop-at-incomplete-entry", "tc-last-occurrence-wins"],
+            _ => &["tc-record-packed"],
+        };
+    }
+    &[]
 }
 
 /// What a comparison covered: leaves compared and the differences found.
@@ -652,5 +706,57 @@ mod tests {
             &mut r,
         );
         assert_eq!(r.diffs.len(), 1, "{}", r.render(5));
+    }
+
+    #[test]
+    fn diff_paths_cite_the_rules_of_their_field() {
+        assert_eq!(
+            rules_for_path("$.threads[tid=12].v2.span_id"),
+            ["tc-record-packed", "tc-zero-ids-none"]
+        );
+        assert_eq!(
+            rules_for_path("snapshot 2: $.threads[tid=9].v1.labels[0].value"),
+            ["v1-first-key-wins", "v1-labels-are-bytes"]
+        );
+        assert_eq!(
+            rules_for_path("$.threads[tid=9].v1.labels.length"),
+            [
+                "v1-storage-count",
+                "v1-null-key-ignored",
+                "v1-first-key-wins"
+            ]
+        );
+        assert_eq!(
+            rules_for_path("$.process_context.resource.service.name"),
+            ["pc-decode-payload", "pc-ours-processcontext"]
+        );
+        assert_eq!(
+            rules_for_path("$.threads[tid=3].v2"),
+            ["tc-null-pointer", "tc-valid-one", "tc-detach"]
+        );
+        assert!(rules_for_path("$.threads[tid=3].name").is_empty());
+        assert!(rules_for_path("$.threads(order)").is_empty());
+    }
+
+    #[test]
+    fn a_diff_prints_the_rules_it_cites() {
+        let d = Diff {
+            path: "$.threads[tid=5].v2.trace_flags".into(),
+            expected: "1".into(),
+            observed: "0".into(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "$.threads[tid=5].v2.trace_flags [tc-trace-flags]: expected 1, observed 0"
+        );
+        let plain = Diff {
+            path: "$.threads[tid=5].name".into(),
+            expected: "\"a\"".into(),
+            observed: "\"b\"".into(),
+        };
+        assert_eq!(
+            plain.to_string(),
+            "$.threads[tid=5].name: expected \"a\", observed \"b\""
+        );
     }
 }

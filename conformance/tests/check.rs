@@ -59,6 +59,7 @@ fn violation_codes(file: &Path) -> Vec<&'static str> {
     report.violations.iter().map(|v| v.code).collect()
 }
 
+// rules: v1-dso-tlsdesc, v1-dso-filename
 #[test]
 fn a_conforming_dso_is_clean() {
     let so = fixture("conforming/libcustomlabels.so");
@@ -70,6 +71,7 @@ fn a_conforming_dso_is_clean() {
     );
 }
 
+// rules: v1-dso-filename
 #[test]
 fn flags_a_v1_dso_with_a_non_conforming_name() {
     assert_eq!(
@@ -78,6 +80,7 @@ fn flags_a_v1_dso_with_a_non_conforming_name() {
     );
 }
 
+// rules: v1-abi-version-export, v1-current-set-export
 #[test]
 fn flags_v1_symbols_missing_from_dynsym() {
     let exe = fixture("no-dynsym/writer");
@@ -88,6 +91,7 @@ fn flags_v1_symbols_missing_from_dynsym() {
     );
 }
 
+// rules: tc-no-local-dynamic
 #[test]
 fn flags_otep_symbol_reachable_only_through_local_dynamic() {
     let so = fixture("local-dynamic/libcustomlabels.so");

@@ -20,9 +20,9 @@ mod runner;
 
 use std::sync::Arc;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
-use context_targets::{catalogue, is_placement_scenario, Backend, Variant};
+use context_targets::{catalogue, select_cases, Backend, Variant};
 use libtest_mimic::{Arguments, Failed, Trial};
 use runner::{run_case, Case, ReaderMode};
 
@@ -39,45 +39,17 @@ fn full_matrix() -> bool {
     std::env::var("CONFORMANCE_FULL").is_ok_and(|v| v == "1" || v == "true")
 }
 
-/// The (variant, scenario) pairs to run, in catalogue order: every pair with `full`; else the
-/// placement scenarios on every variant and each decoding scenario on one variant of each decoding
-/// class. Within a class the decoding scenarios go round the class's variants (the first to the
-/// first variant offering it, the next to the next, ...), so they also run on varied placements.
+/// The (variant, scenario) pairs to run (`context_targets::select_cases`, shared with
+/// `cargo xtask coverage`).
 fn selected_cases(variants: &[Arc<Variant>], full: bool) -> Vec<(Arc<Variant>, String)> {
-    let mut chosen: HashSet<(usize, String)> = HashSet::new();
-    if !full {
-        let mut classes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, v) in variants.iter().enumerate() {
-            classes.entry(v.decoding_class()).or_default().push(i);
-        }
-        for members in classes.values() {
-            let mut scenarios: Vec<&String> = Vec::new();
-            for &i in members {
-                for s in &variants[i].scenarios {
-                    if !is_placement_scenario(s) && !scenarios.contains(&s) {
-                        scenarios.push(s);
-                    }
-                }
-            }
-            for (turn, scenario) in scenarios.into_iter().enumerate() {
-                let offering: Vec<usize> = members
-                    .iter()
-                    .copied()
-                    .filter(|&i| variants[i].scenarios.contains(scenario))
-                    .collect();
-                chosen.insert((offering[turn % offering.len()], scenario.clone()));
-            }
-        }
-    }
-    let mut cases = Vec::new();
-    for (i, variant) in variants.iter().enumerate() {
-        for scenario in &variant.scenarios {
-            if full || is_placement_scenario(scenario) || chosen.contains(&(i, scenario.clone())) {
-                cases.push((Arc::clone(variant), scenario.clone()));
-            }
-        }
-    }
-    cases
+    let plain: Vec<(String, Vec<String>)> = variants
+        .iter()
+        .map(|v| (v.decoding_class(), v.scenarios.clone()))
+        .collect();
+    select_cases(&plain, full)
+        .into_iter()
+        .map(|(i, scenario)| (Arc::clone(&variants[i]), scenario))
+        .collect()
 }
 
 fn trial(name: String, case: Case) -> Trial {

@@ -51,30 +51,35 @@ const STOP_GRACE: Duration = Duration::from_millis(500);
 /// accepts as "bounded", independent of the target's data).
 pub const MAX_LISTED_PER_FORMAT: usize = 16;
 
-/// The cases and the backends they run on. eBPF runs the cases whose bytes it copies in the
-/// kernel (thread records); process-context cases read the mapping from user space with the
-/// same code for both backends, and 2,000 spinning threads cannot all be sampled on two CPUs.
-const CASES: &[(&str, &[Backend])] = &[
-    ("unmapped", &[Backend::Ptrace, Backend::Ebpf]),
-    ("noncanonical", &[Backend::Ptrace, Backend::Ebpf]),
-    ("guard-page", &[Backend::Ptrace, Backend::Ebpf]),
-    ("self-ref", &[Backend::Ptrace, Backend::Ebpf]),
-    ("huge", &[Backend::Ptrace, Backend::Ebpf]),
-    ("bytes", &[Backend::Ptrace, Backend::Ebpf]),
-    ("pc-size-zero", &[Backend::Ptrace]),
-    ("pc-size-huge", &[Backend::Ptrace]),
-    ("pc-dangling", &[Backend::Ptrace]),
-    ("pc-stuck", &[Backend::Ptrace]),
-    ("pc-republish", &[Backend::Ptrace]),
-    ("pc-two-mappings", &[Backend::Ptrace]),
-    ("pc-bomb-depth", &[Backend::Ptrace, Backend::Ebpf]),
-    ("pc-bomb-length", &[Backend::Ptrace]),
-    ("pc-bomb-width", &[Backend::Ptrace]),
-    ("threads-2000", &[Backend::Ptrace]),
-    ("thread-churn", &[Backend::Ptrace, Backend::Ebpf]),
-    ("busy-loop", &[Backend::Ptrace, Backend::Ebpf]),
-    ("kill-200", &[Backend::Ptrace]),
-    ("leader-exit", &[Backend::Ptrace]),
+/// The cases, the backends they run on, and the spec rules (conformance/rules.toml) each checks
+/// (read by `cargo xtask coverage`: one case per line, rule ids as string literals). eBPF runs
+/// the cases whose bytes it copies in the kernel (thread records); process-context cases read the
+/// mapping from user space with the same code for both backends, so only a few run on eBPF too
+/// (a payload size of 0, a timestamp stuck at 0, a bomb: the reader MUSTs on process contexts
+/// are then checked through both backends' sessions), and 2,000 spinning threads cannot all be
+/// sampled on two CPUs.
+#[rustfmt::skip]
+const CASES: &[(&str, &[Backend], &[&str])] = &[
+    ("unmapped", &[Backend::Ptrace, Backend::Ebpf], &["v1-ours-short-read", "tc-ours-short-read"]),
+    ("noncanonical", &[Backend::Ptrace, Backend::Ebpf], &["v1-ours-short-read", "tc-ours-short-read"]),
+    ("guard-page", &[Backend::Ptrace, Backend::Ebpf], &["v1-ours-short-read", "tc-ours-short-read"]),
+    ("self-ref", &[Backend::Ptrace, Backend::Ebpf], &["v1-ours-bound-count"]),
+    ("huge", &[Backend::Ptrace, Backend::Ebpf], &["v1-ours-bound-count", "tc-ours-bound-attrs", "tc-stop-at-incomplete-entry"]),
+    ("bytes", &[Backend::Ptrace, Backend::Ebpf], &["v1-labels-are-bytes", "tc-utf8-strings"]),
+    ("pc-size-zero", &[Backend::Ptrace, Backend::Ebpf], &["pc-ours-payload-size", "pc-graceful"]),
+    ("pc-size-huge", &[Backend::Ptrace], &["pc-ours-payload-size", "pc-graceful"]),
+    ("pc-dangling", &[Backend::Ptrace], &["pc-graceful"]),
+    ("pc-stuck", &[Backend::Ptrace, Backend::Ebpf], &["pc-timestamp-nonzero", "pc-ours-bounded-retries"]),
+    ("pc-republish", &[Backend::Ptrace], &["pc-reread-header", "pc-update-zero-first", "pc-mapping-established", "pc-ours-bounded-retries"]),
+    ("pc-two-mappings", &[Backend::Ptrace], &["pc-singleton"]),
+    ("pc-bomb-depth", &[Backend::Ptrace, Backend::Ebpf], &["pc-ours-bound-decoding", "pc-ours-protobuf-robust"]),
+    ("pc-bomb-length", &[Backend::Ptrace], &["pc-ours-bound-decoding"]),
+    ("pc-bomb-width", &[Backend::Ptrace], &["pc-ours-bound-decoding"]),
+    ("threads-2000", &[Backend::Ptrace], &["tc-read-stopped", "v1-read-while-suspended"]),
+    ("thread-churn", &[Backend::Ptrace, Backend::Ebpf], &["tc-read-stopped", "v1-read-while-suspended"]),
+    ("busy-loop", &[Backend::Ptrace, Backend::Ebpf], &["tc-read-stopped"]),
+    ("kill-200", &[Backend::Ptrace], &["tc-read-stopped"]),
+    ("leader-exit", &[Backend::Ptrace], &[]),
 ];
 
 pub fn backend_kind(backend: Backend) -> BackendKind {
@@ -390,7 +395,7 @@ fn main() {
     let args = Arguments::from_args();
     let wanted = Backend::selected();
     let mut trials = Vec::new();
-    for (case, case_backends) in CASES {
+    for (case, case_backends, _rules) in CASES {
         for backend in case_backends.iter().filter(|b| wanted.contains(b)) {
             let name = format!("hostile/{}/{case}", backend.name());
             let (case, backend) = (*case, *backend);

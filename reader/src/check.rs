@@ -23,7 +23,39 @@ pub struct SymbolReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
     pub code: &'static str,
+    /// The spec rules it breaks: ids of conformance/rules.toml, from [`FINDING_RULES`].
+    pub rules: &'static [&'static str],
     pub detail: String,
+}
+
+/// The spec rules (ids of conformance/rules.toml) each finding breaks, per context symbol (`""`:
+/// any): the report cites them so that a writer author sees which sentence of which spec the file
+/// fails. One finding per line: `cargo xtask coverage` reads this table and fails on an unknown id.
+#[rustfmt::skip]
+pub const FINDING_RULES: &[(&str, &str, &[&str])] = &[
+    ("not-in-dynsym", elf::V1_ABI_VERSION, &["v1-abi-version-export"]),
+    ("not-in-dynsym", elf::V1_SET, &["v1-current-set-export"]),
+    ("not-in-dynsym", elf::OTEP_CTX, &["tc-dynsym-export"]),
+    ("not-tls", elf::V1_SET, &["v1-exe-static-offset", "v1-dso-tlsdesc"]),
+    ("not-tls", elf::OTEP_CTX, &["tc-dynsym-export"]),
+    ("tls-size", elf::V1_SET, &["v1-labelset-layout"]),
+    ("tls-size", elf::OTEP_CTX, &["tc-tls-pointer"]),
+    ("unresolvable", elf::V1_SET, &["v1-dso-tlsdesc"]),
+    ("unresolvable", elf::OTEP_CTX, &["tc-writers-tlsdesc"]),
+    ("v1-abi-missing", "", &["v1-abi-version-export"]),
+    ("v1-abi-size", "", &["v1-abi-version-value"]),
+    ("v1-abi-version", "", &["v1-abi-version-value"]),
+    ("v1-dso-name", "", &["v1-dso-filename"]),
+    ("v1-dso-not-tlsdesc", "", &["v1-dso-tlsdesc"]),
+    ("otep-local-dynamic", "", &["tc-no-local-dynamic"]),
+];
+
+/// The rules a finding about `symbol` cites (none for the legacy symbols no spec here covers).
+pub fn rules_of(code: &str, symbol: &str) -> &'static [&'static str] {
+    FINDING_RULES
+        .iter()
+        .find(|(c, s, _)| *c == code && (s.is_empty() || *s == symbol))
+        .map_or(&[], |(_, _, rules)| rules)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -181,7 +213,13 @@ pub fn check_file(path: &str) -> Result<FileReport, String> {
 pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
     let executable = is_executable(m);
     let mut violations = Vec::new();
-    let mut v = |code: &'static str, detail: String| violations.push(Violation { code, detail });
+    let mut v = |code: &'static str, symbol: &str, detail: String| {
+        violations.push(Violation {
+            code,
+            rules: rules_of(code, symbol),
+            detail,
+        })
+    };
     let symbols: Vec<SymbolReport> = m
         .symbols
         .iter()
@@ -198,15 +236,21 @@ pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
         if !s.in_dynsym {
             v(
                 "not-in-dynsym",
+                &s.name,
                 format!("{} is only in .symtab: a reader of a stripped file cannot find it (export it with --dynamic-list or --export-dynamic-symbol)", s.name),
             );
         }
         if tls_symbol && !s.is_tls {
-            v("not-tls", format!("{} is not an STT_TLS symbol", s.name));
+            v(
+                "not-tls",
+                &s.name,
+                format!("{} is not an STT_TLS symbol", s.name),
+            );
         }
         if tls_symbol && s.is_tls && s.size != 8 && s.name != elf::V0_INLINE {
             v(
                 "tls-size",
+                &s.name,
                 format!(
                     "{} has size {}, the specs say 8 (one pointer)",
                     s.name, s.size
@@ -216,6 +260,7 @@ pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
         if tls_symbol && s.is_tls && s.stopped_reader_resolution.is_none() {
             v(
                 "unresolvable",
+                &s.name,
                 format!(
                     "{}: no dynamic relocation lets a reader find the slot of a DSO symbol",
                     s.name
@@ -227,15 +272,18 @@ pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
         match (m.symbol(elf::V1_ABI_VERSION), v1_abi_version) {
             (None, _) => v(
                 "v1-abi-missing",
+                "",
                 "custom_labels_abi_version is not defined".into(),
             ),
             (Some(s), _) if s.size != 4 => v(
                 "v1-abi-size",
+                "",
                 format!("custom_labels_abi_version has size {}, not 4", s.size),
             ),
             (Some(_), Some(1)) => {}
             (Some(_), ver) => v(
                 "v1-abi-version",
+                "",
                 format!("custom_labels_abi_version is {ver:?}, not 1"),
             ),
         }
@@ -243,6 +291,7 @@ pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
             if v1_dso_name_ok == Some(false) {
                 v(
                     "v1-dso-name",
+                    "",
                     format!(
                         "{path}: a v1 DSO must be named libcustomlabels*.so or customlabels.node"
                     ),
@@ -254,6 +303,7 @@ pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
             {
                 v(
                     "v1-dso-not-tlsdesc",
+                "",
                     "custom_labels_current_set must be reached through a TLSDESC relocation naming it (-mtls-dialect=gnu2)".into(),
                 );
             }
@@ -269,6 +319,7 @@ pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
         {
             v(
                 "otep-local-dynamic",
+                "",
                 "otel_thread_ctx_v1 is reachable only through local-dynamic relocations, which OTEP 4947 excludes".into(),
             );
         }
@@ -329,7 +380,13 @@ pub fn report_text(r: &FileReport) -> String {
         );
     }
     for v in &r.violations {
-        let _ = writeln!(out, "  VIOLATION {}: {}", v.code, v.detail);
+        let _ = writeln!(
+            out,
+            "  VIOLATION {} [{}]: {}",
+            v.code,
+            v.rules.join(", "),
+            v.detail
+        );
     }
     if r.violations.is_empty() {
         out.push_str("  clean\n");

@@ -252,3 +252,40 @@ fn other<'a>(thread: &'a mut ThreadSnapshot, slot: &SlotPlan) -> &'a mut ModuleC
     };
     &mut thread.other_modules[i]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // rules: tc-ours-schema-both, tc-schema-version
+    /// `custom_labels_current_set_v2` records are read with the final 28-byte layout when the
+    /// process context announces either name of the final schema, `tlsdesc_v1_dev` (what writers
+    /// emit) or `tls_v1` (what the OTEP says it becomes), and as the 34-byte draft otherwise;
+    /// `otel_thread_ctx_v1` is always the final layout.
+    #[test]
+    fn both_names_of_the_final_schema_select_the_final_layout() {
+        let keys = |schema: Option<&str>| ThreadKeyMap {
+            schema_version: schema.map(str::to_string),
+            keys: Vec::new(),
+        };
+        for schema in ["tlsdesc_v1_dev", "tls_v1"] {
+            assert_eq!(
+                effective_layout(RecordLayout::Draft, &keys(Some(schema))),
+                RecordLayout::Otep4947,
+                "{schema}"
+            );
+        }
+        for schema in [None, Some("go_pprof_labels_v1"), Some("tls_v2"), Some("")] {
+            assert_eq!(
+                effective_layout(RecordLayout::Draft, &keys(schema)),
+                RecordLayout::Draft,
+                "{schema:?}"
+            );
+            assert_eq!(
+                effective_layout(RecordLayout::Otep4947, &keys(schema)),
+                RecordLayout::Otep4947,
+                "{schema:?}"
+            );
+        }
+    }
+}

@@ -443,7 +443,10 @@ static void scenario_many_threads(void) {
 static void scenario_empty_and_null(void) {
     plan_add("main");
     plan_t *e = plan_add("empty");
-    plan_v1(e, ls_new(4));          /* count 0 */
+    cl_labelset *es = ls_new(4);    /* count 0, capacity 4 ... */
+    ls_add_str(es, "beyond", "count");
+    es->count = 0;                  /* ... with a whole label past count: capacity means nothing */
+    plan_v1(e, es);
     plan_v2(e, rec_new(0));         /* valid, zero ids, no attributes */
     plan_t *n = plan_add("nostorage");
     plan_v1(n, ls_new(0));          /* storage NULL, count 0 */

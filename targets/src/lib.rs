@@ -10,11 +10,7 @@ use std::path::{Path, PathBuf};
 pub use protocol::{Ready, RunningTarget};
 
 include!("scenarios.rs");
-
-/// Whether `scenario` needs every variant ([`PLACEMENT_SCENARIOS`]).
-pub fn is_placement_scenario(scenario: &str) -> bool {
-    PLACEMENT_SCENARIOS.contains(&scenario)
-}
+include!("selection.rs");
 
 /// A reader backend a case runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,16 +101,9 @@ impl Variant {
     /// each arch's suite has its own binaries.
     pub fn decoding_class(&self) -> String {
         let p = &self.properties;
-        let field = |k: &str| p[k].as_str().unwrap_or("-").to_string();
         match self.kind {
-            WriterKind::C => [
-                "c".to_string(),
-                field("libc"),
-                field("compiler"),
-                field("linker"),
-                field("process_context"),
-            ]
-            .join("/"),
+            // Computed by build.rs (`Spec::decoding_class` in variants.rs, shared with xtask).
+            WriterKind::C => p["decoding_class"].as_str().unwrap_or("c/-").to_string(),
             // One Rust program per writer implementation, each with LLD and GNU ld; the `-dso`
             // builds place the same code's TLS in a shared object.
             WriterKind::Rust => self.name.replace("-dso", ""),

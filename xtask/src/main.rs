@@ -2,6 +2,7 @@
 
 mod apt_sources;
 mod bench;
+mod coverage;
 mod cpio;
 mod cross;
 mod guest;
@@ -85,6 +86,16 @@ enum Task {
     },
     /// What CI runs: `test` for both arches.
     Ci,
+    /// Write conformance/SPEC-COVERAGE.md: which case checks which rule of
+    /// conformance/rules.toml (builds and runs nothing).
+    Coverage {
+        /// Fail if the committed file is stale or a case names an unknown rule id.
+        #[arg(long)]
+        check: bool,
+        /// Print every case found and the rules it declares, instead.
+        #[arg(long)]
+        cases: bool,
+    },
     /// Install gdb, then benchmark the ptrace and eBPF backends against gdb (needs root; about 10
     /// min): docs/benchmarks.md and docs/bench-*.svg.
     Bench(bench::BenchArgs),
@@ -319,6 +330,10 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
         steps.run("fmt", || {
             run(host_cargo(paths).args(["fmt", "--all", "--check"]))
         });
+        // Reads sources only (no target is built): well under a second.
+        steps.run("spec coverage", || {
+            coverage::run(&paths.workspace, true, false)
+        });
         steps.run("clippy", || {
             run(host_cargo(paths).args([
                 "clippy",
@@ -427,6 +442,7 @@ fn main() -> ExitCode {
         ),
         Task::Test { arch } => test(&paths, arch),
         Task::Ci => test(&paths, Arch::All),
+        Task::Coverage { check, cases } => coverage::run(&paths.workspace, check, cases),
         Task::Bench(args) => bench::bench(&paths, &args),
         Task::Fuzz { cases } => run(fuzz_command(&mut host_cargo(&paths), cases)),
         Task::Soak {

@@ -565,6 +565,50 @@ mod tests {
         assert_eq!(plan.v2[0].slot.rule, SlotRule::TpRelative { offset: -64 });
     }
 
+    // rules: v1-other-version, v1-abi-version-value
+    /// `custom_labels_abi_version` is read from memory at bias + `st_value`: 1 with the v1 symbol
+    /// is the pointer layout; any other value, or a word that is not 4 bytes, means nothing of v1
+    /// applies (an `unsupported` error, no slot), and an unreadable word is `unreadable`.
+    #[test]
+    fn v1_abi_version_other_than_one_is_unsupported() {
+        let mut m = module("/w/libcustomlabels.so", false, None, None);
+        m.bias = 0x10_0000;
+        m.elf.symbols = vec![SymbolInfo {
+            name: elf::V1_ABI_VERSION.into(),
+            value: 0x2000,
+            size: 4,
+            is_tls: false,
+            in_dynsym: true,
+            is_global: true,
+        }];
+        for (word, want) in [
+            (1u32, Some(V1Layout::Pointer)),
+            (0, None),
+            (2, None),
+            (0x0100_0000, None), // 1 in the other byte order
+            (u32::MAX, None),
+        ] {
+            let mut mem = ImageMemory::new();
+            mem.insert(0x10_2000, word.to_le_bytes().to_vec());
+            match (v1_layout(&m, &mem, elf::V1_SET), want) {
+                (Ok(layout), Some(w)) => assert_eq!(layout, w),
+                (Err(e), None) => assert_eq!(e.kind, ErrorKind::Unsupported, "{word}: {e:?}"),
+                (r, w) => panic!("version word {word}: {r:?}, wanted {w:?}"),
+            }
+        }
+        let e = v1_layout(&m, &ImageMemory::new(), elf::V1_SET).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unreadable, "{e:?}");
+        m.elf.symbols[0].size = 8;
+        let mut mem = ImageMemory::new();
+        mem.insert(0x10_2000, 1u64.to_le_bytes().to_vec());
+        let e = v1_layout(&m, &mem, elf::V1_SET).unwrap_err();
+        assert_eq!(
+            e.kind,
+            ErrorKind::Unsupported,
+            "a version word of 8 bytes: {e:?}"
+        );
+    }
+
     #[test]
     fn libc_from_interpreter_then_mapped_libraries_then_static_symbols() {
         let musl_exe = module("/w", true, Some("/lib/ld-musl-x86_64.so.1"), None);

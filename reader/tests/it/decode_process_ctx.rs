@@ -35,6 +35,7 @@ const TS: u64 = 81_234_567_890;
 
 // ---- mapping names (formats.md 3.3, pitfall 7) ----
 
+// rules: pc-locate-mapping, pc-ours-exact-names, pc-ours-anon-named
 #[rstest]
 #[case::anon_shmem("[anon_shmem:OTEL_CTX]", true)]
 #[case::anon("[anon:OTEL_CTX]", true)]
@@ -101,6 +102,7 @@ fn expect_error(r: MappingRead) -> context_reader::snapshot::ReadError {
     }
 }
 
+// rules: pc-header-layout, pc-signature, pc-version, pc-decode-payload, pc-ours-processcontext
 #[test]
 fn well_formed_context() {
     let payload = simple_payload();
@@ -132,6 +134,7 @@ fn well_formed_context() {
     assert_eq!(c.key_map.schema_version.as_deref(), Some("tlsdesc_v1_dev"));
 }
 
+// rules: pc-payload-placement
 #[test]
 fn payload_right_after_the_header_is_fine() {
     let payload = simple_payload();
@@ -152,6 +155,7 @@ fn payload_right_after_the_header_is_fine() {
     assert_eq!(c.context.resource["service.name"], json!("checkout"));
 }
 
+// rules: pc-validate-header
 /// Look-alikes are not contexts: ignored silently (no error).
 #[rstest]
 #[case::wrong_signature(*b"OTEL_CTY", 2)]
@@ -172,6 +176,7 @@ fn not_a_context(#[case] signature: [u8; 8], #[case] version: u32) {
     assert!(matches!(r, MappingRead::NotAContext(_)), "got {r:?}");
 }
 
+// rules: pc-validate-header
 #[test]
 fn version_1_in_progress_is_still_not_a_context() {
     let payload = simple_payload();
@@ -184,6 +189,7 @@ fn version_1_in_progress_is_still_not_a_context() {
     ));
 }
 
+// rules: pc-ours-payload-size
 #[test]
 fn payload_size_zero_is_bad_header() {
     let payload = simple_payload();
@@ -196,6 +202,7 @@ fn payload_size_zero_is_bad_header() {
     );
 }
 
+// rules: pc-ours-payload-size
 #[rstest]
 #[case::just_over_default(DEFAULT_MAX_PAYLOAD + 1, DEFAULT_MAX_PAYLOAD)]
 #[case::u32_max(u32::MAX, DEFAULT_MAX_PAYLOAD)]
@@ -223,6 +230,7 @@ fn payload_size_exactly_the_limit_is_read() {
     assert_eq!(c.context.resource["process.pid"], json!(1234));
 }
 
+// rules: pc-graceful
 #[test]
 fn unreadable_payload_is_unreadable() {
     let payload = simple_payload();
@@ -265,6 +273,7 @@ fn unreadable_or_short_header_is_unreadable() {
     );
 }
 
+// rules: pc-graceful, pc-decode-payload
 #[test]
 fn garbage_payload_is_bad_payload() {
     let payload = vec![0xff, 0xff, 0xff, 0xff];
@@ -275,6 +284,7 @@ fn garbage_payload_is_bad_payload() {
     );
 }
 
+// rules: pc-timestamp-nonzero, pc-ours-bounded-retries
 #[test]
 fn timestamp_zero_forever_is_in_progress() {
     let payload = simple_payload();
@@ -283,6 +293,7 @@ fn timestamp_zero_forever_is_in_progress() {
     assert_eq!(r, MappingRead::InProgress);
 }
 
+// rules: pc-timestamp-nonzero
 #[test]
 fn timestamp_zero_then_published_is_read() {
     let payload = simple_payload();
@@ -292,6 +303,7 @@ fn timestamp_zero_then_published_is_read() {
     assert_eq!(c.context.published_at_ns, TS);
 }
 
+// rules: pc-reread-header
 /// The writer publishes `changes` times during the read; the reader retries until the timestamp
 /// before and after the copy agree, and reports the stable publication.
 #[rstest]
@@ -310,6 +322,7 @@ fn timestamp_changing_is_retried(#[case] changes: u64) {
     );
 }
 
+// rules: pc-ours-bounded-retries
 #[test]
 fn timestamp_changing_forever_is_a_contended_error() {
     let payload = simple_payload();
@@ -319,6 +332,7 @@ fn timestamp_changing_forever_is_a_contended_error() {
     assert_eq!(e.kind, ErrorKind::Contended);
 }
 
+// rules: pc-reread-header, pc-ours-timestamp-last
 #[test]
 fn timestamp_is_re_read_after_the_payload_copy() {
     // Exactly one change between the first read and the post-copy read must be noticed:
@@ -343,6 +357,7 @@ fn worked_example() -> Vec<u8> {
     b
 }
 
+// rules: pc-payload-protobuf, pc-ours-processcontext
 #[test]
 fn worked_example_bare_resource() {
     let (resource, attributes) = decode_payload(&worked_example()).expect("decodes");
@@ -353,6 +368,7 @@ fn worked_example_bare_resource() {
     assert_eq!(attributes, vec![]);
 }
 
+// rules: pc-payload-protobuf, pc-decode-payload
 #[test]
 fn worked_example_through_the_mapping_reader() {
     let mut payload = worked_example();
@@ -378,6 +394,7 @@ fn worked_example_through_the_mapping_reader() {
     assert_eq!(c.context.attributes, Map::new());
 }
 
+// rules: pc-ours-processcontext, pc-payload-protobuf
 /// The same attributes as a bare `Resource` (pre-2026-02-18) and wrapped in a `ProcessContext`
 /// decode to the same resource; only the wrapped form can carry attributes.
 #[rstest]
@@ -418,6 +435,7 @@ fn process_context_wrapping_the_same_resource() {
     assert_eq!(attributes, vec![]);
 }
 
+// rules: pc-ours-processcontext, tc-reference-data-location
 #[test]
 fn process_context_with_attributes_only() {
     let payload = ProcessContextMsg {
@@ -436,6 +454,7 @@ fn process_context_with_empty_resource() {
     assert_eq!((resource, attributes), (vec![], vec![]));
 }
 
+// rules: pc-ours-protobuf-robust
 #[test]
 fn field_order_does_not_matter() {
     // attributes (2) before resource (1) on the wire.
@@ -450,6 +469,7 @@ fn field_order_does_not_matter() {
     assert_eq!(Value::Object(to_json_map(&a)), json!({"x": "y"}));
 }
 
+// rules: pc-ours-protobuf-robust
 #[test]
 fn unknown_fields_are_skipped_at_every_level() {
     // AnyValue with an unknown I64 field 12 and the profiling-only string_value_strindex (8).
@@ -493,12 +513,14 @@ fn unknown_fields_are_skipped_at_every_level() {
     assert_eq!(Value::Object(to_json_map(&a)), json!({"k": 9}));
 }
 
+// rules: pc-ours-protobuf-robust
 #[test]
 fn strindex_only_any_value_is_null() {
     let any = AnyValueMsg::decode(&pb_varint(8, 3)[..]).unwrap();
     assert_eq!(any_to_json(&any), Value::Null);
 }
 
+// rules: pc-ours-protobuf-robust, pc-resource-unique-keys
 #[test]
 fn repeated_keys_last_wins() {
     let payload = process_context_payload(
@@ -536,6 +558,7 @@ fn repeated_oneof_member_last_wins() {
 
 const MAX_SAFE: i64 = (1 << 53) - 1;
 
+// rules: pc-ours-protobuf-robust
 #[rstest]
 #[case::string(av_str("checkout"), json!("checkout"))]
 #[case::empty_string(av_str(""), json!(""))]
@@ -610,6 +633,7 @@ fn key_names(payload: &[u8]) -> Vec<Option<Bytes>> {
     key_map(&a, &r).keys
 }
 
+// rules: tc-reference-data-location, tc-key-map, tc-schema-version
 #[rstest]
 #[case::tlsdesc_v1_dev("tlsdesc_v1_dev")]
 #[case::tls_v1("tls_v1")]
@@ -658,6 +682,7 @@ fn key_map_falls_back_to_resource_attributes_of_older_writers() {
     assert_eq!(key_names(&payload), vec![Some(Bytes::from("c"))]);
 }
 
+// rules: tc-reference-data-location
 #[test]
 fn key_map_in_attributes_wins_over_resource() {
     let payload =
@@ -665,6 +690,7 @@ fn key_map_in_attributes_wins_over_resource() {
     assert_eq!(key_names(&payload), vec![Some(Bytes::from("new"))]);
 }
 
+// rules: tc-key-map
 #[test]
 fn key_map_repeated_key_last_wins() {
     let payload = process_context_payload(
@@ -725,6 +751,7 @@ fn key_map_absent_is_empty() {
     assert_eq!(m.schema_version, None);
 }
 
+// rules: tc-keymap-max-256
 #[test]
 fn key_map_is_capped_at_256_entries() {
     let names: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
@@ -735,6 +762,7 @@ fn key_map_is_capped_at_256_entries() {
     assert_eq!(keys[255], Some(Bytes::from("k255")));
 }
 
+// rules: tc-unknown-index-ignored
 /// An index the key map does not name (a gap in an R1 KvList map, a non-string array element)
 /// has no name: a record entry with that index must appear as `{"key_index": N}`, not with an
 /// invented empty key (conformance.md 3: "an index outside the key map appears as key_index").
@@ -961,6 +989,7 @@ proptest! {
     }
 }
 
+// rules: pc-ours-bound-decoding
 #[test]
 fn deeply_nested_payload_does_not_overflow_the_stack() {
     // 10 000 nested ArrayValues inside one KeyValue; a decoder must cap nesting (pitfall 28).
@@ -1025,6 +1054,7 @@ fn lying_key_length(claimed: u64) -> Vec<u8> {
     wrapped_key_value(&kv)
 }
 
+// rules: pc-ours-processcontext, pc-graceful
 #[rstest]
 #[case::any_value_nested_100_000_deep(deep_resource_value(100_000))]
 #[case::any_value_nested_past_the_recursion_limit(deep_resource_value(200))]
@@ -1117,6 +1147,7 @@ fn plan_with_candidates(candidates: &[Candidate]) -> (ImageMemory, ReadPlan, Vec
     (img.build(), plan, mappings)
 }
 
+// rules: pc-singleton, pc-validate-header
 #[rstest]
 #[case::one_valid(&[Candidate::Valid("real")], 0, &[])]
 #[case::decoys_then_valid(

@@ -48,6 +48,7 @@ fn kinds(d: &Decoded<ThreadContext>) -> Vec<ErrorKind> {
     d.errors.iter().map(|e| e.kind).collect()
 }
 
+// rules: tc-record-packed, tc-entry-encoding, tc-two-reads
 #[test]
 fn basic_record_full_json() {
     let rec = OtepRecord::new(entries(&[(0, b"/api/cart"), (1, b"u-42")]));
@@ -68,6 +69,7 @@ fn basic_record_full_json() {
     );
 }
 
+// rules: tc-last-occurrence-wins, tc-unknown-index-ignored, tc-entry-encoding, tc-utf8-strings
 /// Entry parsing: last index wins, named by key map then `key_index` entries by index, bytes kept.
 #[rstest]
 #[case::no_attributes(vec![], json!([]))]
@@ -113,6 +115,7 @@ fn key_map_names_that_are_not_utf8_are_hex() {
     );
 }
 
+// rules: tc-defer-without-keys
 #[test]
 fn empty_key_map_gives_key_index_entries() {
     let d = decode_otep(&OtepRecord::new(entries(&[(1, b"b"), (0, b"a")])), &[]);
@@ -123,6 +126,7 @@ fn empty_key_map_gives_key_index_entries() {
     );
 }
 
+// rules: tc-valid-one
 /// `valid` must be exactly 1; anything else is "ignore the record": no context, no error.
 #[rstest]
 #[case(0)]
@@ -137,6 +141,7 @@ fn valid_other_than_one_is_no_context(#[case] valid: u8) {
     assert_eq!(d.errors, vec![]);
 }
 
+// rules: tc-header-then-attrs, tc-valid-one
 #[test]
 fn valid_zero_record_may_have_garbage_attrs_that_are_never_read() {
     // In-place update in progress: attrs_data_size may claim more than is mapped.
@@ -147,6 +152,7 @@ fn valid_zero_record_may_have_garbage_attrs_that_are_never_read() {
     assert_eq!(d, Decoded::none());
 }
 
+// rules: tc-trace-flags
 #[rstest]
 #[case::all_zero(0)]
 #[case::sampled(1)]
@@ -160,6 +166,7 @@ fn trace_flags_are_reported_as_is(#[case] flags: u8) {
     assert_eq!(d.value.unwrap().trace_flags, Some(flags));
 }
 
+// rules: tc-zero-ids-none
 #[test]
 fn all_zero_ids_are_null() {
     let mut rec = OtepRecord::new(entries(&[(0, b"/health")]));
@@ -182,6 +189,7 @@ fn all_zero_ids_are_null() {
     );
 }
 
+// rules: tc-both-ids-set
 #[test]
 fn each_id_is_null_on_its_own() {
     let mut rec = OtepRecord::new(vec![]);
@@ -219,6 +227,7 @@ fn ids_with_a_single_nonzero_byte_are_lowercase_hex() {
     assert_eq!(v.span_id.as_deref(), Some("000000000000000c"));
 }
 
+// rules: tc-stop-at-incomplete-entry
 /// "MUST stop parsing if the remaining buffer cannot hold a complete entry": entries before are
 /// reported, and a `truncated` error is added.
 #[rstest]
@@ -233,6 +242,7 @@ fn truncated_entry(#[case] attrs: Vec<u8>, #[case] expected: Value) {
     assert_eq!(kinds(&d), vec![ErrorKind::Truncated]);
 }
 
+// rules: tc-stop-at-incomplete-entry
 #[test]
 fn attrs_data_size_cuts_inside_an_entry_is_truncated() {
     // Bytes beyond attrs_data_size exist but must not be used.
@@ -246,6 +256,7 @@ fn attrs_data_size_cuts_inside_an_entry_is_truncated() {
     assert_eq!(kinds(&d), vec![ErrorKind::Truncated]);
 }
 
+// rules: tc-header-then-attrs
 #[test]
 fn bytes_beyond_attrs_data_size_are_ignored() {
     // Append protocol: writer wrote the next entry but has not bumped attrs_data_size yet.
@@ -259,6 +270,7 @@ fn bytes_beyond_attrs_data_size_are_ignored() {
     );
 }
 
+// rules: tc-record-640
 #[test]
 fn full_640_byte_record() {
     // libdatadog layout: 28-byte header + 612 bytes of attrs, of which some are used.
@@ -281,6 +293,7 @@ fn full_640_byte_record() {
     );
 }
 
+// rules: tc-ours-bound-attrs
 #[test]
 fn attrs_data_size_u16_max_is_read_in_full() {
     // 257 entries of 255 bytes (65535 = 257 * 255) cover every index and wrap: index 0 twice.
@@ -300,6 +313,7 @@ fn attrs_data_size_u16_max_is_read_in_full() {
     }));
 }
 
+// rules: tc-ours-short-read
 #[test]
 fn attrs_past_the_mapping_are_unreadable() {
     // attrs_data_size says 100 but only 10 bytes follow the header, then unmapped memory.
@@ -309,6 +323,7 @@ fn attrs_past_the_mapping_are_unreadable() {
     assert_eq!(kinds(&d), vec![ErrorKind::Unreadable]);
 }
 
+// rules: tc-ours-short-read
 #[test]
 fn unreadable_header_is_an_unreadable_error() {
     let mem = ImageMemory::new();
@@ -322,6 +337,7 @@ fn unreadable_header_is_an_unreadable_error() {
     assert_eq!(kinds(&d), vec![ErrorKind::Unreadable]);
 }
 
+// rules: tc-ours-valid-recheck
 /// The torn-read check: valid is 1 in the header copy, then 0 when re-read after the copy.
 #[rstest]
 #[case::cleared(0)]
@@ -340,6 +356,7 @@ fn valid_changing_while_copying_is_torn(#[case] new_valid: u8) {
     assert_eq!(kinds(&d), vec![ErrorKind::Torn]);
 }
 
+// rules: tc-ours-valid-recheck
 #[test]
 fn valid_unchanged_on_reread_is_not_torn() {
     let mut img = ImageBuilder::new();
@@ -376,6 +393,7 @@ fn decode_draft(rec: &DraftRecord, key_map: &[Option<Bytes>]) -> Decoded<ThreadC
     d
 }
 
+// rules: tc-ours-draft-record
 #[test]
 fn draft_record_full_json() {
     let rec = draft(1, 2, entries(&[(1, b"u-1"), (0, b"/r")]));
@@ -394,6 +412,7 @@ fn draft_record_full_json() {
     );
 }
 
+// rules: tc-ours-draft-record
 #[test]
 fn draft_count_is_entries_not_bytes() {
     // Three entries follow but count says 2: the third is not part of the record.
@@ -406,6 +425,7 @@ fn draft_count_is_entries_not_bytes() {
     );
 }
 
+// rules: tc-ours-draft-record
 #[test]
 fn draft_last_index_wins_and_unknown_index() {
     let rec = draft(1, 3, entries(&[(0, b"a"), (9, b"z"), (0, b"b")]));
@@ -416,6 +436,7 @@ fn draft_last_index_wins_and_unknown_index() {
     );
 }
 
+// rules: tc-ours-draft-record
 #[rstest]
 #[case(0)]
 #[case(2)]
@@ -458,6 +479,7 @@ fn draft_count_beyond_mapped_entries_reports_entries_before_and_an_error() {
     assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
 }
 
+// rules: tc-ours-draft-record, tc-ours-valid-recheck
 #[test]
 fn draft_torn() {
     let mut img = ImageBuilder::new();

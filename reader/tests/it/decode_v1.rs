@@ -59,6 +59,7 @@ fn decode(labels: &[(Str, Str)]) -> Decoded<V1Labels> {
     d
 }
 
+// rules: v1-null-key-ignored, v1-first-key-wins, v1-unordered, v1-labels-are-bytes, v1-null-buf-absent, v1-labelset-layout
 /// Rules 3, 4, 5 and 6 of formats.md 1.6, the UTF-8 rule and the sort rule of conformance.md 3,
 /// on well-formed sets (no errors expected).
 #[rstest]
@@ -138,6 +139,7 @@ fn well_formed_sets(#[case] labels: Vec<(Str, Str)>, #[case] expected: Vec<Pair>
     assert_eq!(labels_of(&d), expected);
 }
 
+// rules: v1-ours-null-value, v1-value-not-null, v1-ours-short-read, v1-ours-bound-count
 /// Defensive rules: bad entries become error entries, the rest of the set is still reported.
 #[rstest]
 #[case::null_value_with_a_key(
@@ -232,6 +234,7 @@ fn key_and_value_exactly_at_the_length_limit_are_read() {
     assert_eq!(kinds(&d), vec![ErrorKind::TooLarge, ErrorKind::TooLarge]);
 }
 
+// rules: v1-storage-count
 #[test]
 fn count_zero_with_null_storage_is_an_empty_set() {
     let mut img = ImageBuilder::new();
@@ -246,6 +249,7 @@ fn count_zero_with_null_storage_is_an_empty_set() {
     );
 }
 
+// rules: v1-capacity-meaningless
 #[test]
 fn capacity_is_ignored() {
     // Rule 2: only count matters; capacity 0 or absurd must not change anything.
@@ -264,6 +268,7 @@ fn capacity_is_ignored() {
     }
 }
 
+// rules: v1-storage-count
 #[test]
 fn only_the_first_count_entries_are_looked_at() {
     let mut img = ImageBuilder::new();
@@ -275,6 +280,7 @@ fn only_the_first_count_entries_are_looked_at() {
     assert_eq!(labels_of(&d), pairs(&[(b"a", b"1"), (b"b", b"2")]));
 }
 
+// rules: v1-ours-bound-count
 #[test]
 fn count_beyond_the_limit_is_too_large_and_the_first_limit_entries_are_read() {
     // formats.md 1.10 step 4: read min(count, cap) x 32 bytes.
@@ -290,6 +296,7 @@ fn count_beyond_the_limit_is_too_large_and_the_first_limit_entries_are_read() {
     assert_eq!(labels_of(&d), pairs(&[(b"a", b"1"), (b"c", b"3")]));
 }
 
+// rules: v1-ours-bound-count
 #[rstest]
 #[case::limit_plus_one(4097)]
 #[case::two_pow_60(1 << 60)]
@@ -310,6 +317,7 @@ fn huge_count_is_too_large_quickly_without_a_huge_read(#[case] count: u64) {
     assert!(mem.reads.get() <= 2 + 2 * 4096, "{} reads", mem.reads.get());
 }
 
+// rules: v1-ours-short-read
 #[test]
 fn unreadable_storage_is_an_unreadable_error() {
     let mut img = ImageBuilder::new();
@@ -324,6 +332,7 @@ fn unreadable_storage_is_an_unreadable_error() {
     );
 }
 
+// rules: v1-ours-short-read, v1-storage-count
 #[test]
 fn storage_shorter_than_count_is_an_unreadable_error() {
     let mut img = ImageBuilder::new();
@@ -343,6 +352,7 @@ fn null_storage_with_a_count_is_an_unreadable_error() {
     assert_eq!(kinds(&d), vec![ErrorKind::Unreadable]);
 }
 
+// rules: v1-ours-short-read
 #[test]
 fn unreadable_set_header_is_an_unreadable_error() {
     let mem = ImageMemory::new();
@@ -658,6 +668,7 @@ fn errors_of_one_set_are_bounded_and_the_rest_counted() {
     );
 }
 
+// rules: v1-ours-bound-count, tc-ours-several-modules
 /// The case, 200 threads with 4,096 bad labels each, through `read_thread` with the set
 /// defined by two modules: each thread lists 8 errors and one `omitted` entry counting the other
 /// 2 x 4,096 - 8, so the snapshot holds 200 x 9 entries instead of 1,638,400.

@@ -20,6 +20,7 @@ fn comparable(mut v: Value) -> Value {
     v
 }
 
+// rules: tc-read-stopped, v1-read-while-suspended, tc-readers-all-models
 #[rstest::rstest]
 #[case::glibc_executable(Libc::Glibc, Placement::Executable)]
 #[case::glibc_tlsdesc_dso(Libc::Glibc, Placement::TlsdescDso)]

@@ -9,6 +9,7 @@ use rstest::rstest;
 
 use crate::writer::{build_writer, expected, main_thread_name, Libc, Placement, Tracer, Writer};
 
+// rules: tc-read-stopped, v1-read-while-suspended, tc-readers-all-models
 #[rstest]
 #[case::glibc_executable(Libc::Glibc, Placement::Executable)]
 #[case::glibc_tlsdesc_dso(Libc::Glibc, Placement::TlsdescDso)]
@@ -65,6 +66,7 @@ fn stopped_or_traced_threads(pid: i32) -> Vec<String> {
     bad
 }
 
+// rules: tc-read-stopped
 #[rstest]
 #[case::error(Fault::ErrorAt(1))]
 #[case::panic(Fault::PanicAt(1))]
@@ -179,6 +181,7 @@ fn threads_held_by_another_tracer_are_named_and_left_as_found() {
     assert!(!status_field(writer.pid(), running, "State:").starts_with('t'));
 }
 
+// rules: tc-read-stopped
 /// Thread churn (issue 11, defect 2): threads that exit while listed make PTRACE_SEIZE say EPERM;
 /// that is the thread's exit, never a permission failure of the snapshot.
 #[test]
