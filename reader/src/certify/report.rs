@@ -299,3 +299,97 @@ pub fn write_failure(dir: &Path, name: &str, expect: &Value, observed: &Value) -
 fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(writer: &str, backend: &str, case: &str, verdict: Verdict) -> TrialRecord {
+        let diffs = if verdict == Verdict::Fail {
+            vec![DiffRecord {
+                path: "$.threads[tid=7].v1".to_string(),
+                expected: "null".to_string(),
+                observed: "{\"labels\":[]}".to_string(),
+            }]
+        } else {
+            Vec::new()
+        };
+        TrialRecord {
+            name: format!("x86_64/{backend}/{writer}/{case}"),
+            writer: writer.to_string(),
+            command: vec![
+                format!("./{writer}"),
+                "--scenario".to_string(),
+                case.to_string(),
+            ],
+            arch: "x86_64".to_string(),
+            kernel: "6.1.0".to_string(),
+            backend: backend.to_string(),
+            case: case.to_string(),
+            verdict,
+            duration_ms: 12,
+            detail: match verdict {
+                Verdict::Error => "no CONTEXT-READY within 2s (killed)".to_string(),
+                _ => "3 values compared".to_string(),
+            },
+            diffs,
+        }
+    }
+
+    fn sample() -> CertifyReport {
+        CertifyReport::new(vec![
+            record("w-a", "ptrace", "basic", Verdict::Pass),
+            record("w-a", "ptrace", "churn", Verdict::Fail),
+            record("w|b", "ptrace", "basic", Verdict::Error),
+            record("w-a", "ebpf", "basic", Verdict::Pass),
+        ])
+    }
+
+    #[test]
+    fn report_json_round_trips_and_rejects_unknown_fields() {
+        let report = sample();
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["trials"][1]["verdict"], "fail");
+        assert_eq!(json["trials"][1]["diffs"][0]["path"], "$.threads[tid=7].v1");
+        let back: CertifyReport = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, report);
+        let mut extra = json;
+        extra["trials"][0]["surprise"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<CertifyReport>(extra).is_err());
+    }
+
+    #[test]
+    fn junit_has_a_suite_per_backend_and_failures_and_errors_apart() {
+        let xml = sample().junit();
+        let junit = quick_junit::Report::deserialize_from_str(&xml).expect("parses");
+        assert_eq!((junit.tests, junit.failures, junit.errors), (4, 1, 1));
+        let suites: Vec<(&str, usize)> = junit
+            .test_suites
+            .iter()
+            .map(|s| (s.name.as_str(), s.tests))
+            .collect();
+        assert_eq!(suites, [("x86_64/ebpf", 1), ("x86_64/ptrace", 3)]);
+        assert!(xml.contains("$.threads[tid=7].v1: expected null"), "{xml}");
+        assert!(xml.contains("no CONTEXT-READY within 2s (killed)"), "{xml}");
+    }
+
+    #[test]
+    fn summary_is_a_table_of_writers_by_scenario_per_backend() {
+        let md = sample().summary_markdown();
+        assert!(md.contains("2 of 4 trials passed"), "{md}");
+        assert!(
+            md.contains(
+                "## x86_64 / ptrace (kernel 6.1.0)\n\n| writer | basic | churn |\n|---|---|---|\n\
+                 | w-a | pass | **FAIL** |\n| w\\|b | **ERROR** |  |\n"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| w-a | pass |\n"), "{md}");
+        assert!(
+            md.contains(
+                "* `x86_64/ptrace/w-a/churn` (fail): 1 difference(s), first `$.threads[tid=7].v1`"
+            ),
+            "{md}"
+        );
+    }
+}
