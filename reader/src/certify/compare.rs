@@ -25,6 +25,9 @@ impl std::fmt::Display for Diff {
     }
 }
 
+/// Sections named by name in [`Report::render`]'s summary, per list (right, wrong).
+pub const MAX_LISTED_SECTIONS: usize = 12;
+
 /// What a comparison covered: leaves compared and the differences found.
 #[derive(Debug, Default, Clone)]
 pub struct Report {
@@ -39,35 +42,33 @@ impl Report {
         self.diffs.is_empty()
     }
 
-    /// Human summary: what was right and what was wrong, then every difference.
+    /// Human summary: what was right and what was wrong (at most [`MAX_LISTED_SECTIONS`] names
+    /// each; the rest counted), then every difference.
     pub fn render(&self, max_diffs: usize) -> String {
         let mut out = String::new();
-        let right: Vec<&str> = self
-            .sections
-            .iter()
-            .filter(|(_, ok)| *ok)
-            .map(|(s, _)| s.as_str())
-            .collect();
-        let wrong: Vec<&str> = self
-            .sections
-            .iter()
-            .filter(|(_, ok)| !*ok)
-            .map(|(s, _)| s.as_str())
-            .collect();
+        let list = |ok: bool| {
+            let names: Vec<&str> = self
+                .sections
+                .iter()
+                .filter(|(_, o)| *o == ok)
+                .map(|(s, _)| s.as_str())
+                .collect();
+            match names.len() {
+                0 => "nothing".to_string(),
+                n if n > MAX_LISTED_SECTIONS => format!(
+                    "{} and {} more",
+                    names[..MAX_LISTED_SECTIONS].join(", "),
+                    n - MAX_LISTED_SECTIONS
+                ),
+                _ => names.join(", "),
+            }
+        };
         out.push_str(&format!(
             "{} values compared, {} differ; right: {}; wrong: {}\n",
             self.compared,
             self.diffs.len(),
-            if right.is_empty() {
-                "nothing".to_string()
-            } else {
-                right.join(", ")
-            },
-            if wrong.is_empty() {
-                "nothing".to_string()
-            } else {
-                wrong.join(", ")
-            },
+            list(true),
+            list(false),
         ));
         for d in self.diffs.iter().take(max_diffs) {
             out.push_str(&format!("  {d}\n"));
@@ -525,6 +526,28 @@ mod tests {
         assert_eq!(r.diffs[1].observed, r#"{"kind":"x"}"#);
         assert_eq!(r.diffs[3].expected, "\"a\"");
         assert_eq!(r.diffs[3].observed, "\"b\"");
+    }
+
+    #[test]
+    fn the_summary_names_a_bounded_number_of_sections() {
+        let threads: Vec<Value> = (1..=30).map(|t| json!({"tid": t})).collect();
+        let expect = json!({"pid": 1, "threads": threads});
+        let mut observed = expect.clone();
+        observed["pid"] = json!(2);
+        let r = compare(&expect, &observed);
+        let summary = r.render(5);
+        let first = summary.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            // pid, the threads' order, and 30 tids.
+            "32 values compared, 1 differ; right: thread 1, thread 2, thread 3, thread 4, \
+             thread 5, thread 6, thread 7, thread 8, thread 9, thread 10, thread 11, thread 12 \
+             and 18 more; wrong: pid"
+        );
+        assert_eq!(
+            summary.lines().nth(1),
+            Some("  $.pid: expected 1, observed 2")
+        );
     }
 
     #[test]
