@@ -141,6 +141,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 const EXIT_USAGE: u8 = 1;
 const EXIT_TARGET: u8 = 2;
 const EXIT_EBPF: u8 = 3;
+/// `certify` stopped by SIGINT/SIGTERM (128 + SIGINT, as a shell reports it).
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -363,8 +365,16 @@ fn certify(args: &CertifyArgs) -> ExitCode {
         .file_name()
         .map_or(program.clone(), |f| f.to_string_lossy().into_owned());
     let timeout = Duration::from_secs(args.timeout.max(1));
+    // Ctrl-C ends the running trial with its writer killed (it has a process group of its own,
+    // so the terminal's SIGINT does not reach it), and no further trial starts.
+    if let Err(e) = sys::install_interrupt_handler() {
+        eprintln!("context-reader: cannot install the Ctrl-C handler: {e}");
+    }
     let mut records = Vec::new();
     for &backend in backends {
+        if sys::interrupted() {
+            break;
+        }
         let name = context_reader::certify::trial::backend_name(backend);
         let busy = backend == BackendKind::Ebpf;
         let mut cmd = std::process::Command::new(program);
@@ -418,6 +428,10 @@ fn certify(args: &CertifyArgs) -> ExitCode {
             }
         }
         records.push(record);
+    }
+    if sys::interrupted() {
+        eprintln!("context-reader certify: interrupted; no writer left running");
+        return ExitCode::from(EXIT_INTERRUPTED);
     }
     let report = CertifyReport::new(records);
     let passed = report

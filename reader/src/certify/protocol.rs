@@ -30,6 +30,13 @@ const MAX_LINE: u64 = 16 << 20;
 /// Stdout lines buffered ahead of `wait_ready`; past it the reading thread waits, so a writer that
 /// keeps printing after `CONTEXT-READY` only blocks itself.
 const MAX_QUEUED_LINES: usize = 1024;
+/// How often a wait looks at the SIGINT/SIGTERM flag (set only where the binary installed its
+/// handler: `context-reader certify`), so Ctrl-C ends a trial with the writer killed.
+const POLL: Duration = Duration::from_millis(50);
+
+fn interrupted() -> bool {
+    crate::backend::sys::interrupted()
+}
 
 impl Ready {
     /// Parses one stdout line; `None` if it is not a `CONTEXT-READY` line.
@@ -162,12 +169,20 @@ impl RunningTarget {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
+            if interrupted() {
+                self.kill();
+                return Err(format!(
+                    "{}: interrupted before CONTEXT-READY (killed)",
+                    self.description
+                ));
+            }
+            match self.lines.recv_timeout(left.min(POLL)) {
                 Ok(line) => {
                     if let Some(ready) = Ready::parse_line(&line) {
                         return ready;
                     }
                 }
+                Err(RecvTimeoutError::Timeout) if !left.is_zero() => {}
                 Err(RecvTimeoutError::Timeout) => {
                     self.kill();
                     return Err(format!(
@@ -206,7 +221,7 @@ impl RunningTarget {
                 self.child = None;
                 return Some(status);
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || interrupted() {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(2));

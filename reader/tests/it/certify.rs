@@ -220,3 +220,39 @@ fn a_writer_that_is_not_there_is_an_error() {
     assert!(text.contains("cannot start"), "{text}");
     assert!(!Path::new("/nonexistent/writer").exists());
 }
+
+#[test]
+fn ctrl_c_ends_certify_with_the_writer_killed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pids = dir.path().join("pids");
+    let script = "sleep 1000 & echo $$ $! > $PIDS; exec sleep 1000";
+    let mut certify = Command::new(env!("CARGO_BIN_EXE_context-reader"))
+        .args(["certify", "--backend", "ptrace", "--timeout"])
+        .arg(LONG.to_string())
+        .args(["--", "sh", "-c", script])
+        .env("PIDS", &pids)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run context-reader certify");
+    // Wait until the writer runs (it wrote its pids), then interrupt certify as a terminal would.
+    let deadline = Instant::now() + SLACK;
+    let listed: Vec<i32> = loop {
+        let text = std::fs::read_to_string(&pids).unwrap_or_default();
+        let listed: Vec<i32> = text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if listed.len() == 2 {
+            break listed;
+        }
+        assert!(Instant::now() < deadline, "the writer never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let start = Instant::now();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(certify.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let status = certify.wait().expect("certify exits");
+    assert!(start.elapsed() < SLACK, "took {:?}", start.elapsed());
+    assert_eq!(status.code(), Some(130));
+    assert_none_running(&listed);
+}
