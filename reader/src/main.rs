@@ -376,16 +376,13 @@ fn certify(args: &CertifyArgs) -> ExitCode {
             break;
         }
         let name = context_reader::certify::trial::backend_name(backend);
-        let busy = backend == BackendKind::Ebpf;
-        let mut cmd = std::process::Command::new(program);
-        cmd.args(program_args);
-        if busy {
-            cmd.arg("--busy");
-        }
+        // The command as run: eBPF samples threads on CPU, so its writer gets `--busy`.
         let mut command = args.command.clone();
-        if busy {
+        if backend == BackendKind::Ebpf {
             command.push("--busy".to_string());
         }
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(&command[1..]);
         let opts = TrialOptions {
             ready_timeout: timeout,
             exit_timeout: timeout,
