@@ -372,13 +372,12 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
                 "--no-fail-fast",
             ]))
         });
+        // The suite's reports (docs/certify.md) stay in the target dir for CI to show.
+        let report = paths.target.join("conformance-report");
         steps.run("x86_64 conformance", || {
-            run(all_backends(&mut host_cargo(paths)).args([
-                "test",
-                "-p",
-                "conformance",
-                "--no-fail-fast",
-            ]))
+            run(all_backends(&mut host_cargo(paths))
+                .args(["test", "-p", "conformance", "--no-fail-fast"])
+                .env("CONFORMANCE_REPORT", &report))
         });
     }
     if legs.aarch64 {
