@@ -6,10 +6,10 @@
 //!
 //! Environment: `CONFORMANCE_BACKENDS=ptrace,ebpf` (default `ptrace`) picks the backends;
 //! `CONFORMANCE_EBPF_SCENARIOS=all|basic,churn,...` the eBPF scenarios (default all);
-//! `CONFORMANCE_EXTERNAL='CMD ARGS'` replaces the catalogue by one external target (trials
-//! `ARCH/BACKEND/external/<file names of the command's words>`), run in `CONFORMANCE_EXTERNAL_DIR`
-//! if set (xtask sets the caller's directory); `CONTEXT_READER_BIN` overrides the reader binary
-//! (default `<dir of this test binary>/../context-reader`).
+//! `CONFORMANCE_REPORT=DIR` writes the run's reports (`report.json`, `junit.xml`, `summary.md`,
+//! docs/certify.md) into DIR; `CONTEXT_READER_BIN` overrides the reader binary
+//! (default `<dir of this test binary>/../context-reader`). External writers are certified by
+//! `context-reader certify` (`cargo xtask conformance --external`), not here.
 //!
 //! Which cases exist (rule in conformance/README.md): placement scenarios
 //! (`context_targets::PLACEMENT_SCENARIOS`) on every variant; decoding scenarios on the first
@@ -18,13 +18,14 @@
 
 mod runner;
 
-use std::sync::Arc;
-
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
+use context_reader::certify::report::{write_failure, CertifyReport, TrialId, TrialRecord};
+use context_reader::certify::trial::Verdict;
 use context_targets::{catalogue, select_cases, Backend, Variant};
 use libtest_mimic::{Arguments, Failed, Trial};
-use runner::{run_case, Case, ReaderMode};
+use runner::{run_case_outcome, Case, ReaderMode};
 
 /// Scenarios the eBPF backend runs: all by default (each test process verifies the BPF program
 /// once and shares it between cases, so a case no longer pays a load: that used to be 4-12 s of
@@ -52,20 +53,46 @@ fn selected_cases(variants: &[Arc<Variant>], full: bool) -> Vec<(Arc<Variant>, S
         .collect()
 }
 
-fn trial(name: String, case: Case) -> Trial {
+/// Where `CONFORMANCE_REPORT` wants the reports, and the records of the trials run so far.
+struct Reports {
+    dir: Option<std::path::PathBuf>,
+    records: Mutex<Vec<TrialRecord>>,
+}
+
+fn trial(name: String, case: Case, reports: &Arc<Reports>) -> Trial {
     let kind = format!("{:?}", case.reader).to_lowercase();
-    Trial::test(name.clone(), move || match run_case(&name, &case) {
-        Ok(Some(summary)) => {
-            println!("{name}: {summary}");
-            Ok(())
+    let reports = Arc::clone(reports);
+    Trial::test(name.clone(), move || {
+        let outcome = run_case_outcome(&name, &case);
+        if let Some(dir) = &reports.dir {
+            let mut command = vec![case.variant.executable.display().to_string()];
+            command.extend(case.variant.args.iter().cloned());
+            command.extend(["--scenario".to_string(), case.scenario.clone()]);
+            if case.backend == Backend::Ebpf {
+                command.push("--busy".to_string());
+            }
+            let record = TrialRecord::new(
+                TrialId {
+                    writer: case.variant.name.clone(),
+                    command,
+                    backend: case.backend.name().to_string(),
+                    case: case.scenario.clone(),
+                },
+                &outcome,
+            );
+            if outcome.verdict == Verdict::Fail {
+                let _ = write_failure(dir, &record.name, &outcome.expect, &outcome.observed);
+            }
+            if let Ok(mut records) = reports.records.lock() {
+                records.push(record);
+            }
         }
-        Ok(None) => Ok(()),
-        Err(e) => Err(Failed::from(e)),
+        runner::into_result(&name, outcome).map_err(Failed::from)
     })
     .with_kind(kind)
 }
 
-fn catalogue_trials(arch: &str) -> Vec<Trial> {
+fn catalogue_trials(arch: &str, reports: &Arc<Reports>) -> Vec<Trial> {
     let mut trials = Vec::new();
     let wanted = Backend::selected();
     let variants: Vec<Arc<Variant>> = catalogue().into_iter().map(Arc::new).collect();
@@ -100,38 +127,38 @@ fn catalogue_trials(arch: &str) -> Vec<Trial> {
                 variant: Arc::clone(&variant),
                 scenario: scenario.clone(),
                 reader,
-                external: None,
             };
-            trials.push(trial(name, case));
+            trials.push(trial(name, case, reports));
         }
     }
     trials
 }
 
-fn external_trials(arch: &str, line: &str) -> Vec<Trial> {
-    // `python3 examples/w.py --x` is named `python3+w.py`: file names of the non-option words.
-    let writer = line
-        .split_whitespace()
-        .filter(|w| !w.starts_with('-'))
-        .filter_map(|w| std::path::Path::new(w).file_name())
-        .map(|f| f.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("+");
-    Backend::selected()
-        .into_iter()
-        .map(|backend| {
-            let name = format!("{arch}/{}/external/{writer}", backend.name());
-            trial(name, Case::external(line, backend))
-        })
-        .collect()
-}
-
 fn main() {
     let args = Arguments::from_args();
     let arch = std::env::consts::ARCH;
-    let trials = match std::env::var("CONFORMANCE_EXTERNAL") {
-        Ok(line) if !line.trim().is_empty() => external_trials(arch, &line),
-        _ => catalogue_trials(arch),
-    };
-    libtest_mimic::run(&args, trials).exit();
+    let reports = Arc::new(Reports {
+        dir: std::env::var_os("CONFORMANCE_REPORT")
+            .filter(|d| !d.is_empty())
+            .map(Into::into),
+        records: Mutex::new(Vec::new()),
+    });
+    let trials = catalogue_trials(arch, &reports);
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(dir) = &reports.dir {
+        let mut records = reports
+            .records
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        match CertifyReport::new(records).write(dir) {
+            Ok(()) => eprintln!("conformance reports: {}", dir.display()),
+            Err(e) => {
+                eprintln!("CONFORMANCE_REPORT: cannot write {}: {e}", dir.display());
+                std::process::exit(101);
+            }
+        }
+    }
+    conclusion.exit();
 }

@@ -2,9 +2,9 @@
 """An OTEP 4719 process-context writer in pure Python that speaks the conformance target protocol.
 
 It shares no code with context-reader and is not built by this workspace: it is the example of a
-writer "in any language" that `cargo xtask conformance --external` certifies:
+writer "in any language" that `context-reader certify` certifies:
 
-    cargo xtask conformance --external 'python3 examples/python-writer/process_context_writer.py'
+    context-reader certify -- python3 examples/python-writer/process_context_writer.py
 
 What it publishes (conformance.md section 4, formats.md section 3): a memfd `OTEL_CTX` mapping with
 the 32-byte header (signature, version 2, payload size, CLOCK_BOOTTIME timestamp written last,

@@ -58,6 +58,16 @@ pub fn rules_of(code: &str, symbol: &str) -> &'static [&'static str] {
         .map_or(&[], |(_, _, rules)| rules)
 }
 
+/// A known context symbol this reader does not decode (`elf::UNSUPPORTED_SYMBOLS`): said, not a
+/// violation of the writer's (the exit status does not change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unsupported {
+    /// Always `unsupported`, as the snapshot's error kind.
+    pub kind: &'static str,
+    pub name: String,
+    pub detail: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileReport {
     pub file: String,
@@ -68,6 +78,9 @@ pub struct FileReport {
     /// Whether a DSO's name satisfies the v1 rule `libcustomlabels.*\.so$|customlabels\.node$`.
     pub v1_dso_name_ok: Option<bool>,
     pub violations: Vec<Violation>,
+    /// Known context symbols the reader does not decode (absent from JSON when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsupported: Vec<Unsupported>,
 }
 
 impl FileReport {
@@ -223,7 +236,20 @@ pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
     let symbols: Vec<SymbolReport> = m
         .symbols
         .iter()
+        .filter(|s| elf::unsupported_symbol(&s.name).is_none())
         .map(|s| symbol_report(m, s, executable))
+        .collect();
+    let unsupported: Vec<Unsupported> = m
+        .symbols
+        .iter()
+        .filter_map(|s| {
+            let what = elf::unsupported_symbol(&s.name)?;
+            Some(Unsupported {
+                kind: "unsupported",
+                name: s.name.clone(),
+                detail: format!("{what}; this reader does not decode it"),
+            })
+        })
         .collect();
 
     let v1_abi_version = m
@@ -331,6 +357,7 @@ pub fn check_module(path: &str, data: &[u8], m: &ElfModule) -> FileReport {
         v1_abi_version,
         v1_dso_name_ok,
         violations,
+        unsupported,
     }
 }
 
@@ -379,6 +406,9 @@ pub fn report_text(r: &FileReport) -> String {
             if ok { "ok" } else { "violated" }
         );
     }
+    for u in &r.unsupported {
+        let _ = writeln!(out, "  UNSUPPORTED {}: {}", u.name, u.detail);
+    }
     for v in &r.violations {
         let _ = writeln!(
             out,
@@ -396,7 +426,54 @@ pub fn report_text(r: &FileReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::word_offset_in_section;
+    use super::*;
+    use crate::abi::Arch;
+
+    #[test]
+    fn a_known_undecoded_symbol_is_reported_unsupported_not_as_a_violation() {
+        let node = ElfModule {
+            arch: Arch::X86_64,
+            is_dyn: true,
+            interp: None,
+            has_dynsym: true,
+            soname: Some("dd_pprof.node".into()),
+            pie_flag: false,
+            tls: None,
+            first_load: (0, 0),
+            symbols: vec![SymbolInfo {
+                name: "otel_thread_ctx_nodejs_v1".into(),
+                value: 0x4000,
+                size: 32,
+                is_tls: false,
+                in_dynsym: true,
+                is_global: true,
+            }],
+            tls_relocs: vec![],
+            static_libc: None,
+        };
+        let r = check_module("dd_pprof.node", &[], &node);
+        assert!(r.symbols.is_empty(), "{:?}", r.symbols);
+        assert!(r.is_clean(), "{:?}", r.violations);
+        assert_eq!(r.unsupported.len(), 1);
+        assert_eq!(
+            (r.unsupported[0].kind, r.unsupported[0].name.as_str()),
+            ("unsupported", "otel_thread_ctx_nodejs_v1")
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["unsupported"][0]["kind"], "unsupported");
+        let text = report_text(&r);
+        assert!(
+            text.contains("  UNSUPPORTED otel_thread_ctx_nodejs_v1: the Node.js thread context"),
+            "{text}"
+        );
+        // Without such a symbol the JSON has no `unsupported` key (existing reports unchanged).
+        let plain = ElfModule {
+            symbols: vec![],
+            ..node
+        };
+        let json = serde_json::to_value(check_module("x.so", &[], &plain)).unwrap();
+        assert!(json.get("unsupported").is_none(), "{json}");
+    }
 
     #[test]
     fn word_offsets_from_crafted_section_headers_do_not_overflow() {

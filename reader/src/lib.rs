@@ -4,7 +4,8 @@
 //! `abi` (arch, libc, TLS segment, DTV layout: the shared vocabulary) -> `memory` + `decode`
 //! (pure, over the `Memory` trait) -> `discovery` (maps, ELF, TLS arithmetic)
 //! -> `plan` (what to read) -> `read` (executes a plan for one thread over any `Memory`) ->
-//! `backend` (ptrace, eBPF) -> `session` (snapshots) -> `snapshot` + `render`.
+//! `backend` (ptrace, eBPF) -> `session` (snapshots) -> `certify` (target protocol, comparison
+//! with a writer's `expect`) -> `snapshot` + `render`.
 //!
 //! `unsafe` is denied everywhere but `backend::sys`, the one module of raw syscalls, where each
 //! use carries its invariant.
@@ -12,6 +13,7 @@
 
 pub mod abi;
 pub mod backend;
+pub mod certify;
 pub mod decode;
 pub mod discovery;
 pub mod memory;

@@ -28,6 +28,36 @@ struct Cli {
 enum Command {
     /// Lint writer binaries or DSOs: can a reader find and resolve their context symbols?
     Check(CheckArgs),
+    /// Certify a writer: run it, read what it declares in `CONTEXT-READY`, compare (docs/certify.md).
+    Certify(CertifyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CertifyArgs {
+    /// Backends to read the writer with (eBPF runs it with `--busy` added).
+    #[arg(long, value_enum, default_value_t = CertifyBackend::All)]
+    backend: CertifyBackend,
+    /// Write report.json, junit.xml and summary.md into this directory.
+    #[arg(long, value_name = "DIR")]
+    report: Option<std::path::PathBuf>,
+    /// Seconds the writer gets to print CONTEXT-READY, and again to exit after stdin EOF.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    timeout: u64,
+    /// The writer's command line (after `--`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    command: Vec<String>,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum CertifyBackend {
+    Ptrace,
+    Ebpf,
+    All,
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,6 +141,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 const EXIT_USAGE: u8 = 1;
 const EXIT_TARGET: u8 = 2;
 const EXIT_EBPF: u8 = 3;
+/// `certify` stopped by SIGINT/SIGTERM (128 + SIGINT, as a shell reports it).
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -122,6 +154,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Check(args)) => check(&args),
+        Some(Command::Certify(args)) => certify(&args),
         None => read(cli.read),
     }
 }
@@ -300,4 +333,131 @@ fn check(args: &CheckArgs) -> ExitCode {
         }
     }
     ExitCode::from(if clean { 0 } else { 1 })
+}
+
+/// `context-reader certify`: one trial per backend (conformance.md section 4), each printed with
+/// its verdict and JSON-path diffs; exit 0 only if every trial passed, else 1.
+fn certify(args: &CertifyArgs) -> ExitCode {
+    use context_reader::certify::report::{write_failure, CertifyReport, TrialId, TrialRecord};
+    use context_reader::certify::trial::{run_trial, SessionReader, TrialOptions, Verdict};
+    let backends: &[BackendKind] = match args.backend {
+        CertifyBackend::Ptrace => &[BackendKind::Ptrace],
+        CertifyBackend::Ebpf => &[BackendKind::Ebpf],
+        CertifyBackend::All => &[BackendKind::Ptrace, BackendKind::Ebpf],
+    };
+    let (program, program_args) = match args.command.split_first() {
+        Some(split) => split,
+        None => {
+            eprintln!("context-reader certify: give the writer's command after `--`");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let scenario = program_args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--scenario") {
+            Some("") => program_args.get(i + 1).cloned(),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => None,
+        })
+        .unwrap_or_else(|| "default".to_string());
+    let fallback_writer = std::path::Path::new(program)
+        .file_name()
+        .map_or(program.clone(), |f| f.to_string_lossy().into_owned());
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    // Ctrl-C ends the running trial with its writer killed (it has a process group of its own,
+    // so the terminal's SIGINT does not reach it), and no further trial starts.
+    if let Err(e) = sys::install_interrupt_handler() {
+        eprintln!("context-reader: cannot install the Ctrl-C handler: {e}");
+    }
+    let mut records = Vec::new();
+    for &backend in backends {
+        if sys::interrupted() {
+            break;
+        }
+        let name = context_reader::certify::trial::backend_name(backend);
+        // The command as run: eBPF samples threads on CPU, so its writer gets `--busy`.
+        let mut command = args.command.clone();
+        if backend == BackendKind::Ebpf {
+            command.push("--busy".to_string());
+        }
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(&command[1..]);
+        let opts = TrialOptions {
+            ready_timeout: timeout,
+            exit_timeout: timeout,
+            ..TrialOptions::for_backend(backend)
+        };
+        let mut reader = SessionReader::new(SnapshotOptions {
+            backend,
+            ..SnapshotOptions::default()
+        });
+        let outcome = run_trial(cmd, backend, &opts, &mut |req| reader.snapshot(req.pid));
+        let writer = if outcome.writer.is_empty() {
+            fallback_writer.clone()
+        } else {
+            outcome.writer.clone()
+        };
+        let verdict = match outcome.verdict {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Error => "ERROR",
+        };
+        println!(
+            "{name}: {verdict} {writer} ({scenario}, {:.1} s)",
+            outcome.duration.as_secs_f64()
+        );
+        for line in outcome.detail.lines() {
+            println!("  {line}");
+        }
+        let record = TrialRecord::new(
+            TrialId {
+                writer,
+                command,
+                backend: name.to_string(),
+                case: scenario.clone(),
+            },
+            &outcome,
+        );
+        if let (Some(dir), Verdict::Fail) = (&args.report, outcome.verdict) {
+            if let Err(e) = write_failure(dir, &record.name, &outcome.expect, &outcome.observed) {
+                eprintln!("context-reader certify: {}: {e}", dir.display());
+            }
+        }
+        records.push(record);
+    }
+    if sys::interrupted() {
+        eprintln!("context-reader certify: interrupted; no writer left running");
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    let report = CertifyReport::new(records);
+    let passed = report
+        .trials
+        .iter()
+        .filter(|t| t.verdict == Verdict::Pass)
+        .count();
+    if report.passed() {
+        println!(
+            "certified: {passed} of {} trials passed",
+            report.trials.len()
+        );
+    } else {
+        println!(
+            "NOT certified: {passed} of {} trials passed",
+            report.trials.len()
+        );
+    }
+    if let Some(dir) = &args.report {
+        match report.write(dir) {
+            Ok(()) => println!("report: {}", dir.display()),
+            Err(e) => {
+                eprintln!(
+                    "context-reader certify: cannot write the report to {}: {e}",
+                    dir.display()
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    ExitCode::from(if report.passed() { 0 } else { 1 })
 }

@@ -327,7 +327,12 @@ pub fn read_process_context(
         }
     }
     match found {
-        Some((_, read)) => (Some(read.context), read.key_map),
+        Some((_, read)) => {
+            if let Some(e) = read.key_map.unsupported_schema() {
+                push_bounded(errors, e);
+            }
+            (Some(read.context), read.key_map)
+        }
         None => (None, ThreadKeyMap::default()),
     }
 }

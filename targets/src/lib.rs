@@ -1,13 +1,12 @@
 //! Conformance targets: the catalogue of writer variants (C variants built by `build.rs`, Rust
-//! variants listed in `targets/rust/variants.json`) and the target protocol of conformance.md
-//! section 4 (spawn, `CONTEXT-READY` handshake, stdin-EOF shutdown) behind a kill-on-drop guard.
+//! variants listed in `targets/rust/variants.json`). The target protocol of conformance.md
+//! section 4 (spawn, `CONTEXT-READY` handshake, stdin-EOF shutdown, kill on drop) is the reader's
+//! `context_reader::certify::protocol`, re-exported here.
 #![forbid(unsafe_code)]
-
-pub mod protocol;
 
 use std::path::{Path, PathBuf};
 
-pub use protocol::{Ready, RunningTarget};
+pub use context_reader::certify::protocol::{self, Ready, RunningTarget};
 
 include!("scenarios.rs");
 include!("selection.rs");
@@ -55,8 +54,6 @@ impl Backend {
 pub enum WriterKind {
     C,
     Rust,
-    /// A program given with `--external`.
-    External,
 }
 
 /// One target variant: a program that speaks the target protocol.
@@ -107,7 +104,6 @@ impl Variant {
             // One Rust program per writer implementation, each with LLD and GNU ld; the `-dso`
             // builds place the same code's TLS in a shared object.
             WriterKind::Rust => self.name.replace("-dso", ""),
-            WriterKind::External => self.name.clone(),
         }
     }
 
@@ -262,22 +258,4 @@ pub fn catalogue() -> Vec<Variant> {
     let mut all = c_variants();
     all.extend(rust_variants().unwrap_or_else(|e| panic!("Rust target catalogue: {e}")));
     all
-}
-
-/// A variant for a program given on the command line (`--external`): no catalogue data, all
-/// scenarios decided by the program itself, ptrace and eBPF both apply.
-pub fn external_variant(program: &str) -> Variant {
-    Variant {
-        name: program.to_string(),
-        kind: WriterKind::External,
-        executable: PathBuf::from(program),
-        args: Vec::new(),
-        env: Vec::new(),
-        scenarios: Vec::new(),
-        formats: Vec::new(),
-        backends: vec![Backend::Ptrace, Backend::Ebpf],
-        ebpf_excluded: Vec::new(),
-        tls_block: None,
-        properties: serde_json::Value::Null,
-    }
 }

@@ -17,7 +17,7 @@
 //!   reader/src, reader/tests/it and conformance/tests/check.rs;
 //! * `VIOLATION code [ID, ...]` lines of the pinned `check` reports (conformance/tests/snapshots/check);
 //! * ids cited by `check` (`FINDING_RULES`, reader/src/check.rs) and by conformance diffs
-//!   (`rules_for_path`, conformance/src/lib.rs) are checked to exist.
+//!   (`rules_for_path`, reader/src/certify/compare.rs) are checked to exist.
 
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -516,7 +516,7 @@ fn cited_ids(root: &Path) -> Result<Vec<(String, String)>> {
             }
         }
     }
-    let file = "conformance/src/lib.rs";
+    let file = "reader/src/certify/compare.rs";
     let text = std::fs::read_to_string(root.join(file)).context(file)?;
     let body: Vec<&str> = text
         .lines()

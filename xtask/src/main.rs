@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use paths::Paths;
 use process::run;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -73,9 +73,13 @@ enum Task {
         /// one variant per decoding class (rule in conformance/README.md).
         #[arg(long)]
         full: bool,
-        /// Certify this writer command instead of the catalogue (`CONFORMANCE_EXTERNAL`).
+        /// Certify this writer command instead of the catalogue: runs
+        /// `context-reader certify -- sh -c 'exec CMD ARGS'` in the current directory.
         #[arg(long, value_name = "CMD ARGS")]
         external: Option<String>,
+        /// Write report.json, junit.xml and summary.md into DIR (`CONFORMANCE_REPORT`; x86_64).
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
         /// Run only cases whose name contains this.
         filter: Option<String>,
     },
@@ -157,19 +161,22 @@ struct Selection<'a> {
     full: bool,
     external: Option<&'a str>,
     filter: Option<&'a str>,
+    /// Absolute.
+    report: Option<&'a Path>,
 }
 
 /// Turns `cargo test` into a run of the conformance binary with the user's selection: backends
 /// by `CONFORMANCE_BACKENDS` (trials are named `ARCH/BACKEND/...`, each binary makes its own
-/// arch's), external writers by `CONFORMANCE_EXTERNAL`, `--list` and FILTER for libtest-mimic.
+/// arch's), reports by `CONFORMANCE_REPORT`, `--list` and FILTER for libtest-mimic.
 fn conformance_test(cmd: &mut Command, backend: Backend, select: &Selection) {
     cmd.args(["test", "-p", "conformance", "--test", "conformance", "--"])
         .env("CONFORMANCE_BACKENDS", backend.conformance_backends());
     let Selection {
         list,
         full,
-        external,
+        external: _,
         filter,
+        report,
     } = *select;
     if full {
         cmd.env("CONFORMANCE_FULL", "1");
@@ -178,21 +185,43 @@ fn conformance_test(cmd: &mut Command, backend: Backend, select: &Selection) {
         cmd.arg("--list");
     }
     cmd.args(filter);
-    if let Some(external) = external {
-        cmd.env("CONFORMANCE_EXTERNAL", external);
-        if let Ok(dir) = std::env::current_dir() {
-            cmd.env("CONFORMANCE_EXTERNAL_DIR", dir);
-        }
+    if let Some(dir) = report {
+        cmd.env("CONFORMANCE_REPORT", dir);
     }
+}
+
+/// `--external 'CMD ARGS'`: `context-reader certify` of that command line, run by `sh` (so the
+/// user's quoting holds) in the caller's directory; `"$@"` receives the `--busy` certify adds for
+/// eBPF.
+fn certify_external(reader: &Path, backend: Backend, line: &str, report: Option<&Path>) -> Command {
+    let mut cmd = Command::new(reader);
+    cmd.arg("certify").args([
+        "--backend",
+        match backend {
+            Backend::Ptrace => "ptrace",
+            Backend::Ebpf => "ebpf",
+            Backend::All => "all",
+        },
+    ]);
+    if let Some(dir) = report {
+        cmd.arg("--report").arg(dir);
+    }
+    cmd.args(["--", "sh", "-c", &format!("exec {line} \"$@\""), "sh"]);
+    cmd
 }
 
 fn conformance(paths: &Paths, backend: Backend, arch: Arch, select: &Selection) -> Result<()> {
     let legs = arch.legs();
-    if select.external.is_some() && legs.aarch64 {
+    if (select.external.is_some() || select.report.is_some()) && legs.aarch64 {
         // The guest holds only what the archive packs from the cross target dir.
-        bail!("--external certifies a writer on the host (x86_64): the aarch64 VM cannot run an arbitrary host command");
+        bail!("--external and --report run on the host (x86_64): the aarch64 VM cannot run an arbitrary host command nor leave files behind");
     }
     setup::setup(legs, &paths.cache)?;
+    if let Some(line) = select.external {
+        run(host_cargo(paths).args(["build", "-p", "context-reader"]))?;
+        let reader = paths.target.join("debug").join("context-reader");
+        return run(&mut certify_external(&reader, backend, line, select.report));
+    }
     if legs.x86_64 {
         run(host_cargo(paths).args(["build", "--workspace"]))?;
         let mut test = host_cargo(paths);
@@ -358,13 +387,12 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
                 "--no-fail-fast",
             ]))
         });
+        // The suite's reports (docs/certify.md) stay in the target dir for CI to show.
+        let report = paths.target.join("conformance-report");
         steps.run("x86_64 conformance", || {
-            run(all_backends(&mut host_cargo(paths)).args([
-                "test",
-                "-p",
-                "conformance",
-                "--no-fail-fast",
-            ]))
+            run(all_backends(&mut host_cargo(paths))
+                .args(["test", "-p", "conformance", "--no-fail-fast"])
+                .env("CONFORMANCE_REPORT", &report))
         });
     }
     if legs.aarch64 {
@@ -428,18 +456,24 @@ fn main() -> ExitCode {
             list,
             full,
             external,
+            report,
             filter,
-        } => conformance(
-            &paths,
-            backend,
-            arch,
-            &Selection {
-                list,
-                full,
-                external: external.as_deref(),
-                filter: filter.as_deref(),
-            },
-        ),
+        } => {
+            // Relative to where the user ran xtask (cargo test runs in the package directory).
+            let report = report.map(|d| std::env::current_dir().unwrap_or_default().join(d));
+            conformance(
+                &paths,
+                backend,
+                arch,
+                &Selection {
+                    list,
+                    full,
+                    external: external.as_deref(),
+                    filter: filter.as_deref(),
+                    report: report.as_deref(),
+                },
+            )
+        }
         Task::Test { arch } => test(&paths, arch),
         Task::Ci => test(&paths, Arch::All),
         Task::Coverage { check, cases } => coverage::run(&paths.workspace, check, cases),
@@ -483,6 +517,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn external_writers_go_to_certify_through_sh() {
+        let cmd = certify_external(
+            Path::new("/t/context-reader"),
+            Backend::All,
+            "python3 w.py --x 'a b'",
+            Some(Path::new("/tmp/r")),
+        );
+        let args: Vec<_> = cmd.get_args().collect();
+        assert_eq!(
+            args,
+            [
+                "certify",
+                "--backend",
+                "all",
+                "--report",
+                "/tmp/r",
+                "--",
+                "sh",
+                "-c",
+                "exec python3 w.py --x 'a b' \"$@\"",
+                "sh"
+            ]
+        );
+    }
+
+    #[test]
     fn conformance_selection_goes_to_env_and_libtest_args() {
         let mut cmd = Command::new("cargo");
         conformance_test(
@@ -491,8 +551,9 @@ mod tests {
             &Selection {
                 list: true,
                 full: true,
-                external: Some("./w --x"),
+                external: None,
                 filter: Some("many-threads"),
+                report: Some(Path::new("/tmp/r")),
             },
         );
         assert_eq!(
@@ -504,7 +565,7 @@ mod tests {
             "CONFORMANCE_BACKENDS".as_ref(),
             Some("ptrace,ebpf".as_ref())
         )));
-        assert!(env.contains(&("CONFORMANCE_EXTERNAL".as_ref(), Some("./w --x".as_ref()))));
+        assert!(env.contains(&("CONFORMANCE_REPORT".as_ref(), Some("/tmp/r".as_ref()))));
         assert!(env.contains(&("CONFORMANCE_FULL".as_ref(), Some("1".as_ref()))));
         let mut cmd = Command::new("cargo");
         conformance_test(&mut cmd, Backend::Ebpf, &Selection::default());

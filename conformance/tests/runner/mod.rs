@@ -1,22 +1,22 @@
-//! Runs one conformance case: spawns the target behind a kill-on-drop guard, waits for
-//! `CONTEXT-READY`, takes a snapshot (reader library, or the `context-reader` binary end to end),
-//! compares it with `expect` through `conformance::compare` (many snapshots for churn), closes stdin
-//! and requires exit 0. Shared by the libtest-mimic suite (`conformance.rs`) and the tests of
-//! external-writer certification (`external.rs`).
+//! Runs one conformance case through the reader's own certification trial
+//! (`context_reader::certify::trial::run_trial`: spawn behind a kill-on-drop guard, `CONTEXT-READY`,
+//! snapshot, `compare` with `expect` (a series for churn), stdin EOF, exit 0). This file only
+//! chooses the command and how snapshots are taken: the reader library, or the `context-reader`
+//! binary end to end.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conformance::{compare, has_churn, ChurnSeries};
+use context_reader::certify::trial::{
+    run_trial, ReadRequest, SessionReader, TrialOptions, TrialOutcome, Verdict,
+};
 use context_reader::snapshot::BackendKind;
-use context_reader::{Session, SnapshotOptions};
-use context_targets::{Backend, RunningTarget, Variant};
+use context_reader::SnapshotOptions;
+use context_targets::{Backend, Variant};
 use serde_json::Value;
 
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 const READER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How a trial reads the target.
@@ -34,22 +34,6 @@ pub struct Case {
     pub variant: Arc<Variant>,
     pub scenario: String,
     pub reader: ReaderMode,
-    /// External target: run `sh -c "exec CMD"` exactly as given (plus `--busy` for eBPF).
-    pub external: Option<String>,
-}
-
-impl Case {
-    /// A writer the catalogue does not know, run as the shell command line `line`.
-    pub fn external(line: &str, backend: Backend) -> Case {
-        let program = line.split_whitespace().next().unwrap_or("external");
-        Case {
-            backend,
-            variant: Arc::new(context_targets::external_variant(program)),
-            scenario: String::new(),
-            reader: ReaderMode::Library,
-            external: Some(line.to_string()),
-        }
-    }
 }
 
 fn backend_kind(backend: Backend) -> BackendKind {
@@ -126,21 +110,6 @@ fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
     serde_json::from_str(lines[0]).map_err(|e| format!("context-reader output is not JSON: {e}"))
 }
 
-fn session(pid: i32, backend: Backend) -> Result<Session, String> {
-    let opts = SnapshotOptions {
-        backend: backend_kind(backend),
-        ..SnapshotOptions::default()
-    };
-    Session::new(pid, opts).map_err(|e| format!("reader: {e}"))
-}
-
-fn snapshot_with(session: &mut Session) -> Result<Value, String> {
-    session
-        .snapshot()
-        .map(|(s, _)| s.to_json())
-        .map_err(|e| format!("reader: {e}"))
-}
-
 /// Where failing cases leave their expect/observed documents.
 fn dump(case_name: &str, expect: &Value, observed: &Value) -> String {
     let dir = std::env::temp_dir().join("conformance");
@@ -156,122 +125,41 @@ fn dump(case_name: &str, expect: &Value, observed: &Value) -> String {
     }
 }
 
-fn churn_snapshots(backend: Backend) -> usize {
-    match backend {
-        Backend::Ptrace => 25,
-        Backend::Ebpf => 3,
-    }
-}
-
-/// With `CONFORMANCE_TIMING=1`, each case prints how long its phases took (start to
-/// `CONTEXT-READY`, reading, shutdown), to find where a case spends its time (e.g. in the VM).
-struct PhaseTimer {
-    enabled: bool,
-    last: Instant,
-    phases: Vec<(&'static str, Duration)>,
-}
-
-impl PhaseTimer {
-    fn new() -> Self {
-        PhaseTimer {
-            enabled: std::env::var_os("CONFORMANCE_TIMING").is_some_and(|v| v == "1"),
-            last: Instant::now(),
-            phases: Vec::new(),
-        }
-    }
-
-    fn lap(&mut self, phase: &'static str) {
-        let now = Instant::now();
-        self.phases.push((phase, now - self.last));
-        self.last = now;
-    }
-
-    fn print(&self, name: &str) {
-        if self.enabled {
-            let parts: Vec<String> = self
-                .phases
-                .iter()
-                .map(|(p, d)| format!("{p} {:.0} ms", d.as_secs_f64() * 1e3))
-                .collect();
-            eprintln!("timing {name}: {}", parts.join(", "));
-        }
-    }
-}
-
-pub fn run_case(name: &str, case: &Case) -> Result<Option<String>, String> {
-    let mut timer = PhaseTimer::new();
-    let result = run_case_timed(name, case, &mut timer);
-    timer.print(name);
-    result
-}
-
-fn run_case_timed(
-    name: &str,
-    case: &Case,
-    timer: &mut PhaseTimer,
-) -> Result<Option<String>, String> {
-    let busy = case.backend == Backend::Ebpf;
-    let cmd = match &case.external {
-        Some(line) => {
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg(format!("exec {line}{}", if busy { " --busy" } else { "" }));
-            // Relative paths in the command are the user's: `cargo test` runs us in the package dir.
-            if let Some(dir) = std::env::var_os("CONFORMANCE_EXTERNAL_DIR") {
-                c.current_dir(dir);
-            }
-            c
-        }
-        None => case.variant.command(&case.scenario, busy),
-    };
-    let mut target = RunningTarget::spawn(cmd)?;
-    let ready = target.wait_ready(READY_TIMEOUT)?;
-    timer.lap("ready");
-    if ready.pid != target.pid() {
-        return Err(format!(
-            "CONTEXT-READY pid {} but the spawned process is {}",
-            ready.pid,
-            target.pid()
-        ));
-    }
-    let mut expect = ready.expect.clone();
-    if let Some(obj) = expect.as_object_mut() {
-        obj.entry("backend")
-            .or_insert_with(|| Value::String(case.backend.name().to_string()));
-    }
-    let mut last_observed = Value::Null;
-    let report = if has_churn(&expect) {
-        // Many snapshots through one session, judged as a series (conformance::ChurnSeries).
-        let mut session = session(ready.pid, case.backend)?;
-        let mut series = ChurnSeries::new(&expect);
-        for _ in 0..churn_snapshots(case.backend) {
-            last_observed = snapshot_with(&mut session)?;
-            if !series.observe(&last_observed) {
-                break;
-            }
-        }
-        series.finish()
-    } else {
-        last_observed = match case.reader {
-            ReaderMode::Binary => snapshot_binary(ready.pid, case.backend)?,
-            ReaderMode::Library => snapshot_with(&mut session(ready.pid, case.backend)?)?,
-        };
-        compare(&expect, &last_observed)
-    };
-    timer.lap("read");
-    if !report.ok() {
-        return Err(format!(
+/// A trial's outcome as a libtest result (a failure leaves both documents in `$TMPDIR`).
+pub fn into_result(name: &str, outcome: TrialOutcome) -> Result<(), String> {
+    match outcome.verdict {
+        Verdict::Pass => Ok(()),
+        Verdict::Fail => Err(format!(
             "{}{}",
-            report.render(40),
-            dump(name, &expect, &last_observed)
-        ));
+            outcome.detail,
+            dump(name, &outcome.expect, &outcome.observed)
+        )),
+        Verdict::Error => Err(outcome.detail),
     }
-    let status = target.finish(EXIT_TIMEOUT)?;
-    timer.lap("exit");
-    if !status.success() {
-        return Err(format!(
-            "snapshot matched, but the target exited with {status} after stdin EOF"
-        ));
+}
+
+/// Runs one case and returns its whole outcome (for reports).
+pub fn run_case_outcome(name: &str, case: &Case) -> TrialOutcome {
+    let busy = case.backend == Backend::Ebpf;
+    let kind = backend_kind(case.backend);
+    let cmd = case.variant.command(&case.scenario, busy);
+    let mut library = SessionReader::new(SnapshotOptions {
+        backend: kind,
+        ..SnapshotOptions::default()
+    });
+    let mut read = |req: ReadRequest| match case.reader {
+        // A series (churn) goes through one session even in binary cases.
+        ReaderMode::Binary if !req.series => snapshot_binary(req.pid, case.backend),
+        _ => library.snapshot(req.pid),
+    };
+    let outcome = run_trial(cmd, kind, &TrialOptions::for_backend(kind), &mut read);
+    if std::env::var_os("CONFORMANCE_TIMING").is_some_and(|v| v == "1") {
+        let parts: Vec<String> = outcome
+            .phases
+            .iter()
+            .map(|(p, d)| format!("{p} {:.0} ms", d.as_secs_f64() * 1e3))
+            .collect();
+        eprintln!("timing {name}: {}", parts.join(", "));
     }
-    Ok(case.external.as_ref().map(|_| report.render(0)))
+    outcome
 }

@@ -18,6 +18,12 @@ pub const READ_ATTEMPTS: u32 = 8;
 
 pub const SCHEMA_VERSION_KEY: &str = "threadlocal.schema_version";
 pub const KEY_MAP_KEY: &str = "threadlocal.attribute_key_map";
+/// The `threadlocal.schema_version` values whose thread context this reader decodes: the OTEP
+/// 4947 record (`tlsdesc_v1_dev`, announced to become `tls_v1`) and R1's integer `1` (the draft
+/// layout). Anything else (`nodejs_v1_dev`, `go_pprof_labels_v1`, ...) is declared but not decoded.
+pub const DECODED_SCHEMAS: [&str; 3] = ["tlsdesc_v1_dev", "tls_v1", "1"];
+/// Longest part of a declared schema name quoted in an error detail.
+const MAX_QUOTED_SCHEMA: usize = 64;
 /// Key map entries beyond this are ignored: key indices are a u8.
 pub const MAX_KEY_MAP_LEN: usize = 256;
 const MAX_SAFE_JSON_INT: i64 = (1 << 53) - 1;
@@ -64,6 +70,31 @@ pub struct ThreadKeyMap {
     pub schema_version: Option<String>,
     /// Position i names key index i; `None` where the writer left a gap or a non-string.
     pub keys: Vec<Option<Bytes>>,
+}
+
+impl ThreadKeyMap {
+    /// An `unsupported` error naming the declared schema when the process context declares a
+    /// thread context this reader does not decode ([`DECODED_SCHEMAS`]); `None` when it declares
+    /// none or one that is decoded.
+    pub fn unsupported_schema(&self) -> Option<ReadError> {
+        let schema = self.schema_version.as_deref()?;
+        if DECODED_SCHEMAS.contains(&schema) {
+            return None;
+        }
+        let quoted = match schema.char_indices().nth(MAX_QUOTED_SCHEMA) {
+            Some((cut, _)) => format!("{:?}... ({} bytes)", &schema[..cut], schema.len()),
+            None => format!("{schema:?}"),
+        };
+        Some(ReadError::new(
+            Format::V2,
+            ErrorKind::Unsupported,
+            format!(
+                "the process context declares {SCHEMA_VERSION_KEY} {quoted}, a thread context \
+                 this reader does not decode (it decodes {})",
+                DECODED_SCHEMAS.join(", ")
+            ),
+        ))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -18,6 +18,21 @@ pub const V0_INLINE: &str = "custom_labels_thread_local_data";
 pub const OTEP_CTX: &str = "otel_thread_ctx_v1";
 pub const DRAFT_CTX: &str = "custom_labels_current_set_v2";
 pub const CONTEXT_SYMBOLS: [&str; 5] = [V1_SET, V1_ABI_VERSION, V0_INLINE, OTEP_CTX, DRAFT_CTX];
+/// Symbols of known thread-context schemes this reader does not decode, with what they are
+/// (formats.md 2.2). A module defining one is reported as `unsupported`, never passed over.
+pub const UNSUPPORTED_SYMBOLS: [(&str, &str); 1] = [(
+    "otel_thread_ctx_nodejs_v1",
+    "the Node.js thread context of DataDog's dd_pprof.node (schema nodejs_v1_dev): a discovery \
+     struct for records inside V8, not a TLS pointer to a record",
+)];
+
+/// What a known but undecoded context symbol is, if `name` is one ([`UNSUPPORTED_SYMBOLS`]).
+pub fn unsupported_symbol(name: &str) -> Option<&'static str> {
+    UNSUPPORTED_SYMBOLS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, what)| *what)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ElfError {
@@ -96,7 +111,8 @@ pub struct ElfModule {
     pub tls: Option<TlsSegment>,
     /// `(p_vaddr, p_offset)` of the first `PT_LOAD`, for the load bias.
     pub first_load: (u64, u64),
-    /// The context symbols this module defines (one entry per name: `.dynsym` preferred).
+    /// The context symbols this module defines (one entry per name: `.dynsym` preferred),
+    /// including the known but undecoded ones of [`UNSUPPORTED_SYMBOLS`].
     pub symbols: Vec<SymbolInfo>,
     pub tls_relocs: Vec<TlsReloc>,
     /// The libc a statically linked file carries, guessed from its symbols.
@@ -165,7 +181,8 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
                     _ => None,
                 });
             }
-            if !CONTEXT_SYMBOLS.contains(&name) || sym.is_undefined() {
+            let wanted = CONTEXT_SYMBOLS.contains(&name) || unsupported_symbol(name).is_some();
+            if !wanted || sym.is_undefined() {
                 continue;
             }
             if symbols.iter().any(|s| s.name == name) {

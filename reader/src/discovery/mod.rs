@@ -181,6 +181,18 @@ pub fn plan_from_modules(
         libc,
     };
     for module in modules {
+        for sym in &module.elf.symbols {
+            if let Some(what) = elf::unsupported_symbol(&sym.name) {
+                plan.errors.push(ReadError::new(
+                    Format::V2,
+                    ErrorKind::Unsupported,
+                    format!(
+                        "{} defines {}, {what}; this reader does not decode it",
+                        module.path, sym.name
+                    ),
+                ));
+            }
+        }
         if let Some(sym) = module.elf.symbol(elf::V1_SET) {
             match v1_layout(module, mem, elf::V1_SET) {
                 Ok(layout) => match resolver.resolve(module, sym) {
@@ -473,6 +485,35 @@ mod tests {
             offset,
             addend,
         }
+    }
+
+    #[test]
+    fn a_known_undecoded_symbol_is_an_unsupported_error_naming_module_and_symbol() {
+        let mut m = module("/app/node_modules/dd_pprof.node", false, None, None);
+        // The Node.js discovery struct: a plain 32-byte object, not a TLS slot.
+        m.elf.symbols = vec![SymbolInfo {
+            is_tls: false,
+            size: 32,
+            ..tls_symbol("otel_thread_ctx_nodejs_v1", 0x4000)
+        }];
+        let plan = plan_from_modules(1, &[m], &[], &ImageMemory::default());
+        assert!(plan.v2.is_empty() && plan.v1.is_empty());
+        assert_eq!(plan.errors.len(), 1, "{:?}", plan.errors);
+        let e = &plan.errors[0];
+        assert_eq!((e.format, e.kind), (Format::V2, ErrorKind::Unsupported));
+        assert!(
+            e.detail.starts_with(
+                "/app/node_modules/dd_pprof.node defines otel_thread_ctx_nodejs_v1, the Node.js \
+                 thread context"
+            ),
+            "{}",
+            e.detail
+        );
+        assert!(
+            e.detail.ends_with("this reader does not decode it"),
+            "{}",
+            e.detail
+        );
     }
 
     /// The plan of one module defining `otel_thread_ctx_v1` at `value`, with these relocations,

@@ -1225,3 +1225,84 @@ fn process_level_errors_are_bounded() {
         ReadError::omitted(Format::ProcessContext, 40 - MAX_ERRORS_PER_FORMAT as u64)
     );
 }
+
+// ---- declared but not decoded (conformance.md section 3, `unsupported`) ----
+
+/// The errors `read_process_context` adds for one context whose attributes are `attributes`.
+fn errors_of_context(attributes: Vec<KeyValueMsg>) -> Vec<ReadError> {
+    let payload = process_context_payload(vec![kv_str("service.name", "s")], attributes);
+    let (mem, start) = image_with(&CtxHeader::for_payload(&payload, TS), &payload);
+    let plan = ReadPlan {
+        pid: 1,
+        arch: Arch::host(),
+        libc: Libc::Glibc,
+        v1: vec![],
+        v2: vec![],
+        context_mappings: vec![ContextMapping {
+            start,
+            end: start + 4096,
+            name: MEMFD.to_string(),
+        }],
+        errors: vec![],
+    };
+    let mut errors = Vec::new();
+    let (context, _) = read_process_context(&mem, &plan, DEFAULT_MAX_PAYLOAD, &mut errors);
+    assert!(context.is_some(), "the context itself is still reported");
+    errors
+}
+
+#[rstest]
+#[case::nodejs("nodejs_v1_dev")]
+#[case::go_pprof("go_pprof_labels_v1")]
+#[case::future("tls_v2")]
+fn an_undecoded_schema_version_is_an_unsupported_error_that_names_it(#[case] schema: &str) {
+    let errors = errors_of_context(vec![
+        kv_str("threadlocal.schema_version", schema),
+        key_map_array(&["a"]),
+    ]);
+    assert_eq!(
+        errors,
+        vec![ReadError::new(
+            Format::V2,
+            ErrorKind::Unsupported,
+            format!(
+                "the process context declares threadlocal.schema_version \"{schema}\", a thread \
+                 context this reader does not decode (it decodes tlsdesc_v1_dev, tls_v1, 1)"
+            ),
+        )]
+    );
+    assert_eq!(
+        serde_json::to_value(&errors[0]).unwrap()["kind"],
+        json!("unsupported")
+    );
+}
+
+#[rstest]
+#[case::otep("tlsdesc_v1_dev")]
+#[case::renamed("tls_v1")]
+fn decoded_schema_versions_are_no_error(#[case] schema: &str) {
+    let errors = errors_of_context(vec![kv_str("threadlocal.schema_version", schema)]);
+    assert_eq!(errors, vec![]);
+    // R1: an integer 1, and no schema at all, are fine too.
+    assert_eq!(
+        errors_of_context(vec![kv("threadlocal.schema_version", av_int(1))]),
+        vec![]
+    );
+    assert_eq!(errors_of_context(vec![]), vec![]);
+}
+
+#[test]
+fn a_huge_declared_schema_is_quoted_bounded() {
+    let schema = "x".repeat(5000);
+    let errors = errors_of_context(vec![kv_str("threadlocal.schema_version", &schema)]);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].kind, ErrorKind::Unsupported);
+    assert!(
+        errors[0]
+            .detail
+            .contains(&format!("\"{}\"... (5000 bytes)", "x".repeat(64))),
+        "{}",
+        errors[0].detail
+    );
+    assert!(errors[0].detail.len() < 300);
+}

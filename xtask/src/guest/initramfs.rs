@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn forwards_only_harness_environment() {
         assert!(is_forwarded_env("RUST_BACKTRACE"));
-        assert!(is_forwarded_env("CONFORMANCE_EXTERNAL"));
+        assert!(is_forwarded_env("CONFORMANCE_BACKENDS"));
         assert!(!is_forwarded_env("CARGO_MAKEFLAGS"));
         assert!(!is_forwarded_env("PATH"));
         assert!(!is_forwarded_env("HOME"));

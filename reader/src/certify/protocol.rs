@@ -1,8 +1,10 @@
 //! The target protocol (conformance.md section 4): spawn a writer, wait for its `CONTEXT-READY`
-//! line (with a timeout, never a sleep), and shut it down by closing stdin. A `RunningTarget` kills
-//! its process on drop, so no target outlives a failed or panicking test.
+//! line (with a timeout, never a sleep), and shut it down by closing stdin. A `RunningTarget` runs
+//! the writer in its own process group and kills that group on drop and on every timeout, so no
+//! writer (nor a process it started) outlives a failed or panicking trial.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,20 @@ pub struct Ready {
 }
 
 const READY_PREFIX: &str = "CONTEXT-READY ";
+
+/// Longest stdout line kept (a `CONTEXT-READY` document of hundreds of threads is well below it);
+/// a longer line is cut there, so a writer cannot make the reader hold unbounded output.
+const MAX_LINE: u64 = 16 << 20;
+/// Stdout lines buffered ahead of `wait_ready`; past it the reading thread waits, so a writer that
+/// keeps printing after `CONTEXT-READY` only blocks itself.
+const MAX_QUEUED_LINES: usize = 1024;
+/// How often a wait looks at the SIGINT/SIGTERM flag (set only where the binary installed its
+/// handler: `context-reader certify`), so Ctrl-C ends a trial with the writer killed.
+const POLL: Duration = Duration::from_millis(50);
+
+fn interrupted() -> bool {
+    crate::backend::sys::interrupted()
+}
 
 impl Ready {
     /// Parses one stdout line; `None` if it is not a `CONTEXT-READY` line.
@@ -73,23 +89,35 @@ pub struct RunningTarget {
 }
 
 impl RunningTarget {
-    /// Spawns `cmd` with piped stdin/stdout/stderr.
+    /// Spawns `cmd` with piped stdin/stdout/stderr, in a process group of its own.
     pub fn spawn(mut cmd: Command) -> Result<RunningTarget, String> {
         let description = format!("{cmd:?}");
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {description}: {e}"))?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or("no stdout pipe")?;
         let mut stderr_pipe = child.stderr.take().ok_or("no stderr pipe")?;
-        let (tx, lines) = mpsc::channel();
+        let (tx, lines) = mpsc::sync_channel(MAX_QUEUED_LINES);
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
+            let mut stdout = BufReader::new(stdout);
+            loop {
+                let mut line = Vec::new();
+                match (&mut stdout).take(MAX_LINE).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    line.pop();
+                }
+                if tx
+                    .send(String::from_utf8_lossy(&line).into_owned())
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -119,6 +147,11 @@ impl RunningTarget {
         })
     }
 
+    /// The command line, as `Command`'s `Debug` shows it (for messages).
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
@@ -136,28 +169,78 @@ impl RunningTarget {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
+            if interrupted() {
+                self.kill();
+                return Err(format!(
+                    "{}: interrupted before CONTEXT-READY (killed)",
+                    self.description
+                ));
+            }
+            match self.lines.recv_timeout(left.min(POLL)) {
                 Ok(line) => {
                     if let Some(ready) = Ready::parse_line(&line) {
                         return ready;
                     }
                 }
+                Err(RecvTimeoutError::Timeout) if !left.is_zero() => {}
                 Err(RecvTimeoutError::Timeout) => {
+                    self.kill();
                     return Err(format!(
-                        "{}: no CONTEXT-READY within {timeout:?}; stderr: {}",
+                        "{}: no CONTEXT-READY within {timeout:?} (killed); stderr: {}",
                         self.description,
                         self.stderr_text()
-                    ))
+                    ));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.as_mut().and_then(|c| c.wait().ok());
+                    // Stdout closed: the writer exited early, or closed stdout and goes on.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let exit = match self.wait_exit(left) {
+                        Some(status) => format!("exited with {status}"),
+                        None => {
+                            self.kill();
+                            "still running, killed".to_string()
+                        }
+                    };
                     return Err(format!(
-                        "{}: stdout closed before CONTEXT-READY (exit {status:?}); stderr: {}",
+                        "{}: stdout closed before CONTEXT-READY ({exit}); stderr: {}",
                         self.description,
                         self.stderr_text()
                     ));
                 }
             }
+        }
+    }
+
+    /// Waits up to `timeout` for the writer to exit; its status, or `None` if it still runs.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.child.as_mut()?.try_wait().ok()?;
+            if let Some(status) = status {
+                // Reaped: the pid (and so the group id) may be reused; never signal it again.
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline || interrupted() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// SIGKILLs the writer's process group (the writer and whatever it started that stayed in
+    /// it), then reaps the writer. The group is signalled only while the writer is unreaped, so
+    /// its id cannot belong to anyone else.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -165,23 +248,17 @@ impl RunningTarget {
     /// and an error is returned.
     pub fn finish(mut self, timeout: Duration) -> Result<ExitStatus, String> {
         drop(self.stdin.take());
-        let mut child = self.child.take().ok_or("already finished")?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return Ok(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(2))
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!(
-                        "{}: did not exit within {timeout:?} of stdin EOF",
-                        self.description
-                    ));
-                }
-                Err(e) => return Err(format!("{}: wait failed: {e}", self.description)),
+        if self.child.is_none() {
+            return Err("already finished".to_string());
+        }
+        match self.wait_exit(timeout) {
+            Some(status) => Ok(status),
+            None => {
+                self.kill();
+                Err(format!(
+                    "{}: did not exit within {timeout:?} of stdin EOF (killed)",
+                    self.description
+                ))
             }
         }
     }
@@ -189,10 +266,7 @@ impl RunningTarget {
 
 impl Drop for RunningTarget {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }
 
