@@ -3,22 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::ptrace::{
-    live_task, process_exited, walk_threads, Fault, StopStats, ThreadCache, WalkError,
-};
+use crate::backend::procfs::{live_task, process_exited};
+use crate::backend::ptrace::{walk_threads, Fault, StopStats, ThreadCache, WalkError};
 use crate::backend::sys::{self, ProcessMemory};
-use crate::decode::process_ctx::{
-    read_mapping, MappingRead, ProcessContextRead, ThreadKeyMap, DEFAULT_MAX_PAYLOAD,
-};
+use crate::decode::process_ctx::DEFAULT_MAX_PAYLOAD;
 use crate::decode::v1::V1Limits;
 use crate::discovery::{self, maps};
-use crate::memory::Memory;
 use crate::plan::ReadPlan;
-use crate::read::read_thread;
-use crate::snapshot::{
-    extend_bounded, push_bounded, BackendKind, ErrorKind, Format, ProcessContext, ReadError,
-    Snapshot,
-};
+use crate::read::{read_process_context, read_thread};
+use crate::snapshot::{extend_bounded, BackendKind, Snapshot};
 
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {
@@ -261,43 +254,6 @@ fn proc_error(pid: i32, e: std::io::Error) -> ReaderError {
             detail: format!("/proc/{pid}/maps: {e}"),
         },
         _ => ReaderError::Proc { pid, source: e },
-    }
-}
-
-/// The first candidate mapping that holds a context wins; decoys are skipped silently; broken
-/// contexts become top-level errors, and so does every further valid context (`ambiguous`, naming
-/// both mappings by address and name).
-pub fn read_process_context(
-    mem: &dyn Memory,
-    plan: &ReadPlan,
-    max_payload: u32,
-    errors: &mut Vec<ReadError>,
-) -> (Option<ProcessContext>, ThreadKeyMap) {
-    let mut found: Option<(u64, ProcessContextRead)> = None;
-    for m in &plan.context_mappings {
-        match read_mapping(mem, m.start, &m.name, max_payload) {
-            MappingRead::Context(read) => match &found {
-                None => found = Some((m.start, *read)),
-                Some((start, first)) => push_bounded(
-                    errors,
-                    ReadError::new(
-                        Format::ProcessContext,
-                        ErrorKind::Ambiguous,
-                        format!(
-                        "another valid context mapping, {} at {:#x}, is ignored: the one reported \
-                         is {} at {start:#x}",
-                        m.name, m.start, first.context.mapping
-                    ),
-                    ),
-                ),
-            },
-            MappingRead::NotAContext(_) | MappingRead::InProgress => {}
-            MappingRead::Error(e) => push_bounded(errors, e),
-        }
-    }
-    match found {
-        Some((_, read)) => (Some(read.context), read.key_map),
-        None => (None, ThreadKeyMap::default()),
     }
 }
 

@@ -13,7 +13,7 @@ use context_reader_ebpf::sample::Sample;
 use context_reader_ebpf::shared::{SharedSampler, Trigger};
 pub use context_reader_ebpf::{error::EbpfError, sampler::Stats as KernelStats};
 
-use super::ptrace::{list_threads, thread_name};
+use super::procfs::{list_threads, thread_name};
 use crate::decode::process_ctx::ThreadKeyMap;
 use crate::decode::thread_ctx::RecordLayout;
 use crate::decode::v1::V1Limits;

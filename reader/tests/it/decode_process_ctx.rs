@@ -14,7 +14,7 @@ use context_reader::decode::thread_ctx::{decode_record, RecordLayout};
 use context_reader::decode::v1::{decode_v1_set, V1Limits};
 use context_reader::memory::ImageMemory;
 use context_reader::plan::{ContextMapping, ReadPlan};
-use context_reader::session::read_process_context;
+use context_reader::read::read_process_context;
 use context_reader::snapshot::{
     BackendKind, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot,
     MAX_ERRORS_PER_FORMAT,
