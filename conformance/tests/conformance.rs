@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use std::collections::{BTreeMap, HashSet};
 
-use context_targets::{catalogue, is_placement_scenario, Backend, Variant};
+use context_targets::{catalogue, is_placement_scenario, selected_backends, Backend, Variant};
 use libtest_mimic::{Arguments, Failed, Trial};
 use runner::{run_case, Case, ReaderMode};
 
@@ -95,7 +95,7 @@ fn trial(name: String, case: Case) -> Trial {
 
 fn catalogue_trials(arch: &str) -> Vec<Trial> {
     let mut trials = Vec::new();
-    let wanted = Backend::selected();
+    let wanted = selected_backends();
     let variants: Vec<Arc<Variant>> = catalogue().into_iter().map(Arc::new).collect();
     // Decoding classes whose eBPF end-to-end case was already generated.
     let mut ebpf_end_to_end: HashSet<String> = HashSet::new();
@@ -122,7 +122,7 @@ fn catalogue_trials(arch: &str) -> Vec<Trial> {
             } else {
                 ReaderMode::Library
             };
-            let name = format!("{arch}/{}/{}/{scenario}", backend.name(), variant.name);
+            let name = format!("{arch}/{}/{}/{scenario}", backend, variant.name);
             let case = Case {
                 backend,
                 variant: Arc::clone(&variant),
@@ -145,10 +145,10 @@ fn external_trials(arch: &str, line: &str) -> Vec<Trial> {
         .map(|f| f.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join("+");
-    Backend::selected()
+    selected_backends()
         .into_iter()
         .map(|backend| {
-            let name = format!("{arch}/{}/external/{writer}", backend.name());
+            let name = format!("{arch}/{}/external/{writer}", backend);
             trial(name, Case::external(line, backend))
         })
         .collect()

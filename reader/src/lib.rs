@@ -21,6 +21,6 @@ pub mod session;
 pub mod snapshot;
 
 pub use session::{take_snapshot, ReaderError, Session, SnapshotOptions, SnapshotStats};
-pub use snapshot::Snapshot;
+pub use snapshot::{Backend, Snapshot};
 pub mod check;
 pub mod render;

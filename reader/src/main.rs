@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use context_reader::backend::sys;
-use context_reader::snapshot::BackendKind;
+use context_reader::Backend;
 use context_reader::{render, ReaderError, Session, SnapshotOptions, SnapshotStats};
 
 #[derive(Parser, Debug)]
@@ -77,12 +77,6 @@ struct ReadArgs {
     verbose: bool,
 }
 
-#[derive(Copy, Clone, Debug, ValueEnum)]
-enum Backend {
-    Ptrace,
-    Ebpf,
-}
-
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq)]
 enum OutputFormat {
     Text,
@@ -135,10 +129,7 @@ fn read(args: ReadArgs) -> ExitCode {
         eprintln!("context-reader: cannot install the Ctrl-C handler: {e}");
     }
     let opts = SnapshotOptions {
-        backend: match args.backend {
-            Backend::Ptrace => BackendKind::Ptrace,
-            Backend::Ebpf => BackendKind::Ebpf,
-        },
+        backend: args.backend,
         threads: args.threads.clone(),
         max_payload: args.max_payload,
         ebpf: context_reader::backend::ebpf::EbpfOptions {
@@ -274,7 +265,7 @@ fn print_stats(stats: &SnapshotStats) {
 fn fail(e: &ReaderError) -> ExitCode {
     eprintln!("context-reader: {e}");
     ExitCode::from(match e {
-        ReaderError::BackendUnavailable(BackendKind::Ebpf) | ReaderError::Ebpf(_) => EXIT_EBPF,
+        ReaderError::BackendUnavailable(Backend::Ebpf) | ReaderError::Ebpf(_) => EXIT_EBPF,
         _ => EXIT_TARGET,
     })
 }

@@ -11,11 +11,11 @@ use crate::decode::v1::V1Limits;
 use crate::discovery::{self, maps};
 use crate::plan::ReadPlan;
 use crate::read::{read_process_context, read_thread};
-use crate::snapshot::{extend_bounded, BackendKind, Snapshot};
+use crate::snapshot::{extend_bounded, Backend, Snapshot};
 
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {
-    pub backend: BackendKind,
+    pub backend: Backend,
     /// Only these threads (all when `None`).
     pub threads: Option<Vec<i32>>,
     /// Bounds of the ptrace backend (the eBPF backend uses the kernel program's own).
@@ -30,7 +30,7 @@ pub struct SnapshotOptions {
 impl Default for SnapshotOptions {
     fn default() -> Self {
         SnapshotOptions {
-            backend: BackendKind::Ptrace,
+            backend: Backend::Ptrace,
             threads: None,
             v1_limits: V1Limits::default(),
             max_payload: DEFAULT_MAX_PAYLOAD,
@@ -59,7 +59,7 @@ pub enum ReaderError {
     #[error("injected fault")]
     Injected,
     #[error("the {0:?} backend is not available in this build (built without the `ebpf` feature)")]
-    BackendUnavailable(BackendKind),
+    BackendUnavailable(Backend),
     #[cfg(feature = "ebpf")]
     #[error("eBPF backend unavailable: {0}")]
     Ebpf(#[from] crate::backend::ebpf::EbpfError),
@@ -157,8 +157,8 @@ impl Session {
         // saturate the CPUs cannot starve discovery, the program load or the ring-buffer drain.
         #[cfg(feature = "ebpf")]
         let realtime = match opts.backend {
-            BackendKind::Ebpf => crate::backend::sys::raise_to_realtime(),
-            BackendKind::Ptrace => Err(nix::errno::Errno::UnknownErrno),
+            Backend::Ebpf => crate::backend::sys::raise_to_realtime(),
+            Backend::Ptrace => Err(nix::errno::Errno::UnknownErrno),
         };
         let task = live_task(pid);
         let mem = ProcessMemory::new(task);
@@ -171,7 +171,7 @@ impl Session {
             ..SnapshotStats::default()
         };
         let threads = match opts.backend {
-            BackendKind::Ptrace => {
+            Backend::Ptrace => {
                 let priority = sys::raise_priority(SNAPSHOT_NICE);
                 if let Err(e) = &priority {
                     stats.priority_not_raised =
@@ -203,7 +203,7 @@ impl Session {
                 }
             }
             #[cfg(feature = "ebpf")]
-            BackendKind::Ebpf => {
+            Backend::Ebpf => {
                 let only = opts.threads.as_deref();
                 let (threads, ebpf_errors, mut ebpf_stats) =
                     crate::backend::ebpf::snapshot_threads(pid, only, &plan, &keys, &opts.ebpf)?;
@@ -216,7 +216,7 @@ impl Session {
                 threads
             }
             #[cfg(not(feature = "ebpf"))]
-            BackendKind::Ebpf => return Err(ReaderError::BackendUnavailable(BackendKind::Ebpf)),
+            Backend::Ebpf => return Err(ReaderError::BackendUnavailable(Backend::Ebpf)),
         };
         // The eBPF backend reports a process that exited during its window itself (with what it
         // sampled before); any other snapshot of a process that is gone now is not one.

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conformance::{compare, has_churn, ChurnSeries};
-use context_reader::snapshot::BackendKind;
 use context_reader::{Session, SnapshotOptions};
 use context_targets::{Backend, RunningTarget, Variant};
 use serde_json::Value;
@@ -52,13 +51,6 @@ impl Case {
     }
 }
 
-fn backend_kind(backend: Backend) -> BackendKind {
-    match backend {
-        Backend::Ptrace => BackendKind::Ptrace,
-        Backend::Ebpf => BackendKind::Ebpf,
-    }
-}
-
 fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
     let bin = context_targets::reader_bin();
     if !bin.is_file() {
@@ -74,7 +66,7 @@ fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
             "--format",
             "json",
             "--backend",
-            backend.name(),
+            &backend.to_string(),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -128,7 +120,7 @@ fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
 
 fn session(pid: i32, backend: Backend) -> Result<Session, String> {
     let opts = SnapshotOptions {
-        backend: backend_kind(backend),
+        backend,
         ..SnapshotOptions::default()
     };
     Session::new(pid, opts).map_err(|e| format!("reader: {e}"))
@@ -237,7 +229,7 @@ fn run_case_timed(
     let mut expect = ready.expect.clone();
     if let Some(obj) = expect.as_object_mut() {
         obj.entry("backend")
-            .or_insert_with(|| Value::String(case.backend.name().to_string()));
+            .or_insert_with(|| Value::String(case.backend.to_string()));
     }
     let mut last_observed = Value::Null;
     let report = if has_churn(&expect) {

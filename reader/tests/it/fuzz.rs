@@ -36,8 +36,7 @@ use context_reader::plan::{ReadPlan, Resolution, SlotPlan, SlotRule, V1Layout, V
 use context_reader::read::read_thread;
 use context_reader::render;
 use context_reader::snapshot::{
-    BackendKind, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot,
-    MAX_ERRORS_PER_FORMAT,
+    Backend, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot, MAX_ERRORS_PER_FORMAT,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -268,7 +267,7 @@ fn check_rendering(
 ) -> Result<(), TestCaseError> {
     let mut snap = Snapshot {
         pid: 1,
-        backend: BackendKind::Ptrace,
+        backend: Backend::Ptrace,
         process_context,
         threads: vec![thread],
         errors: vec![],
