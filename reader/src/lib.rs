@@ -22,5 +22,5 @@ pub mod snapshot;
 
 pub use session::{take_snapshot, ReaderError, Session, SnapshotOptions, SnapshotStats};
 pub use snapshot::{Backend, Snapshot};
-pub mod check;
+pub mod lint;
 pub mod render;

@@ -115,7 +115,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Check(args)) => check(&args),
+        Some(Command::Check(args)) => lint(&args),
         None => read(cli.read),
     }
 }
@@ -270,10 +270,11 @@ fn fail(e: &ReaderError) -> ExitCode {
     })
 }
 
-fn check(args: &CheckArgs) -> ExitCode {
+/// `check FILE...`: the ELF lint of each file.
+fn lint(args: &CheckArgs) -> ExitCode {
     let mut clean = true;
     for file in &args.files {
-        match context_reader::check::check_file(file) {
+        match context_reader::lint::lint_file(file) {
             Ok(report) => {
                 clean &= report.is_clean();
                 match args.format {
@@ -281,7 +282,7 @@ fn check(args: &CheckArgs) -> ExitCode {
                         "{}",
                         serde_json::to_string(&report).expect("reports serialise")
                     ),
-                    OutputFormat::Text => print!("{}", context_reader::check::report_text(&report)),
+                    OutputFormat::Text => print!("{}", context_reader::lint::report_text(&report)),
                 }
             }
             Err(e) => {

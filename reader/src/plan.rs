@@ -20,7 +20,7 @@ pub enum SlotRule {
     },
 }
 
-/// Which access model the slot was resolved through, for `--verbose` and `check`.
+/// Which access model the slot was resolved through, for `--verbose` and the ELF lint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Resolution {

@@ -81,7 +81,7 @@ pub struct TlsReloc {
     pub addend: i64,
 }
 
-/// Everything discovery and `check` use from one ELF file.
+/// Everything discovery and the ELF lint (`lint.rs`) use from one ELF file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ElfModule {
     pub arch: Arch,

@@ -834,7 +834,7 @@ fn mutate(seed: &[u8], ranges: &[(usize, usize)], mutations: &[Mutation]) -> Vec
     data
 }
 
-/// Inspection, then everything that uses its result: `check`, load bias, discovery and reads.
+/// Inspection, then everything that uses its result: the ELF lint, load bias, discovery and reads.
 fn inspect_and_use(
     data: &[u8],
     bias: u64,
@@ -845,7 +845,7 @@ fn inspect_and_use(
     let Ok(elf) = inspect(data) else {
         return Ok(());
     };
-    let report = context_reader::check::check_module("/fuzz/libcustomlabels.so", data, &elf);
+    let report = context_reader::lint::lint_module("/fuzz/libcustomlabels.so", data, &elf);
     let _ = serde_json::to_string(&report).expect("reports serialise");
     let mem = FuzzMemory::new(image);
     let modules = modules_from(vec![(elf.clone(), bias, true), (elf, bias ^ 0x1000, false)]);
