@@ -202,8 +202,41 @@ fn run_case_timed(
     case: &Case,
     timer: &mut PhaseTimer,
 ) -> Result<Option<String>, String> {
+    let mut target = RunningTarget::spawn(target_command(case))?;
+    let ready = target.wait_ready(READY_TIMEOUT)?;
+    timer.lap("ready");
+    if ready.pid != target.pid() {
+        return Err(format!(
+            "CONTEXT-READY pid {} but the spawned process is {}",
+            ready.pid,
+            target.pid()
+        ));
+    }
+    let expect = expectation(&ready.expect, case.backend);
+    let (report, observed) = read_and_compare(case, ready.pid, &expect)?;
+    timer.lap("read");
+    if !report.ok() {
+        return Err(format!(
+            "{}{}",
+            report.render(40),
+            dump(name, &expect, &observed)
+        ));
+    }
+    let status = target.finish(EXIT_TIMEOUT)?;
+    timer.lap("exit");
+    if !status.success() {
+        return Err(format!(
+            "snapshot matched, but the target exited with {status} after stdin EOF"
+        ));
+    }
+    Ok(case.external.as_ref().map(|_| report.render(0)))
+}
+
+/// The target's command line: the variant's, or the external one as given (`--busy` for eBPF,
+/// which samples only threads on a CPU).
+fn target_command(case: &Case) -> Command {
     let busy = case.backend == Backend::Ebpf;
-    let cmd = match &case.external {
+    match &case.external {
         Some(line) => {
             let mut c = Command::new("sh");
             c.arg("-c")
@@ -215,55 +248,41 @@ fn run_case_timed(
             c
         }
         None => case.variant.command(&case.scenario, busy),
-    };
-    let mut target = RunningTarget::spawn(cmd)?;
-    let ready = target.wait_ready(READY_TIMEOUT)?;
-    timer.lap("ready");
-    if ready.pid != target.pid() {
-        return Err(format!(
-            "CONTEXT-READY pid {} but the spawned process is {}",
-            ready.pid,
-            target.pid()
-        ));
     }
-    let mut expect = ready.expect.clone();
+}
+
+/// The target's `expect`, with the backend filled in when the target left it out.
+fn expectation(declared: &Value, backend: Backend) -> Value {
+    let mut expect = declared.clone();
     if let Some(obj) = expect.as_object_mut() {
         obj.entry("backend")
-            .or_insert_with(|| Value::String(case.backend.to_string()));
+            .or_insert_with(|| Value::String(backend.to_string()));
     }
-    let mut last_observed = Value::Null;
-    let report = if has_churn(&expect) {
-        // Many snapshots through one session, judged as a series (conformance::ChurnSeries).
-        let mut session = session(ready.pid, case.backend)?;
-        let mut series = ChurnSeries::new(&expect);
+    expect
+}
+
+/// Reads the target as the case says and compares: one snapshot, or a churn series of snapshots
+/// through one session (`conformance::ChurnSeries`). Returns the report and the last snapshot.
+fn read_and_compare(
+    case: &Case,
+    pid: i32,
+    expect: &Value,
+) -> Result<(conformance::Report, Value), String> {
+    if has_churn(expect) {
+        let mut session = session(pid, case.backend)?;
+        let mut series = ChurnSeries::new(expect);
+        let mut last = Value::Null;
         for _ in 0..churn_snapshots(case.backend) {
-            last_observed = snapshot_with(&mut session)?;
-            if !series.observe(&last_observed) {
+            last = snapshot_with(&mut session)?;
+            if !series.observe(&last) {
                 break;
             }
         }
-        series.finish()
-    } else {
-        last_observed = match case.reader {
-            ReaderMode::Binary => snapshot_binary(ready.pid, case.backend)?,
-            ReaderMode::Library => snapshot_with(&mut session(ready.pid, case.backend)?)?,
-        };
-        compare(&expect, &last_observed)
+        return Ok((series.finish(), last));
+    }
+    let observed = match case.reader {
+        ReaderMode::Binary => snapshot_binary(pid, case.backend)?,
+        ReaderMode::Library => snapshot_with(&mut session(pid, case.backend)?)?,
     };
-    timer.lap("read");
-    if !report.ok() {
-        return Err(format!(
-            "{}{}",
-            report.render(40),
-            dump(name, &expect, &last_observed)
-        ));
-    }
-    let status = target.finish(EXIT_TIMEOUT)?;
-    timer.lap("exit");
-    if !status.success() {
-        return Err(format!(
-            "snapshot matched, but the target exited with {status} after stdin EOF"
-        ));
-    }
-    Ok(case.external.as_ref().map(|_| report.render(0)))
+    Ok((compare(expect, &observed), observed))
 }
