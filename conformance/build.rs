@@ -1,11 +1,11 @@
-//! Builds the fixtures of `tests/check.rs` (writer files that each break one rule of
+//! Builds the fixtures of `tests/lint.rs` (writer files that each break one rule of
 //! `context-reader check`, and one that breaks none) for the target arch with `cc`'s compiler
 //! detection, so no compiler runs at test time. A compiler failure fails the build with its output.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const FIXTURE: &str = "tests/check_fixtures/ctx.c";
+const FIXTURE: &str = "tests/lint_fixtures/ctx.c";
 
 fn compiler() -> Command {
     cc::Build::new()
@@ -33,7 +33,7 @@ fn build(out: &Path, args: &[&str], sources: &[&Path]) {
 fn main() {
     println!("cargo:rerun-if-changed={FIXTURE}");
     println!("cargo:rerun-if-changed=build.rs");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("check-fixtures");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("lint-fixtures");
     let fixture = Path::new(FIXTURE);
     let descriptors = match std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
         Ok("x86_64") => "-mtls-dialect=gnu2",
@@ -68,5 +68,5 @@ fn main() {
         ],
         &[fixture],
     );
-    println!("cargo:rustc-env=CHECK_FIXTURES={}", out.display());
+    println!("cargo:rustc-env=LINT_FIXTURES={}", out.display());
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use context_reader::backend::sys;
-use context_reader::snapshot::{BackendKind, ErrorKind, Snapshot};
+use context_reader::snapshot::{Backend, ErrorKind, Snapshot};
 use context_reader::{ReaderError, Session, SnapshotOptions};
 use serde::{Deserialize, Serialize};
 
@@ -120,9 +120,9 @@ pub fn run(args: &PointArgs) -> PointResult {
     });
     let opts = SnapshotOptions {
         backend: if args.ebpf {
-            BackendKind::Ebpf
+            Backend::Ebpf
         } else {
-            BackendKind::Ptrace
+            Backend::Ptrace
         },
         threads: args.threads.clone(),
         ..SnapshotOptions::default()

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use context_reader::certify::report::{write_failure, CertifyReport, TrialId, TrialRecord};
 use context_reader::certify::trial::Verdict;
-use context_targets::{catalogue, select_cases, Backend, Variant};
+use context_targets::{catalogue, select_cases, selected_backends, Backend, Variant};
 use libtest_mimic::{Arguments, Failed, Trial};
 use runner::{run_case_outcome, Case, ReaderMode};
 
@@ -75,7 +75,7 @@ fn trial(name: String, case: Case, reports: &Arc<Reports>) -> Trial {
                 TrialId {
                     writer: case.variant.name.clone(),
                     command,
-                    backend: case.backend.name().to_string(),
+                    backend: case.backend.to_string(),
                     case: case.scenario.clone(),
                 },
                 &outcome,
@@ -94,7 +94,7 @@ fn trial(name: String, case: Case, reports: &Arc<Reports>) -> Trial {
 
 fn catalogue_trials(arch: &str, reports: &Arc<Reports>) -> Vec<Trial> {
     let mut trials = Vec::new();
-    let wanted = Backend::selected();
+    let wanted = selected_backends();
     let variants: Vec<Arc<Variant>> = catalogue().into_iter().map(Arc::new).collect();
     // Decoding classes whose eBPF end-to-end case was already generated.
     let mut ebpf_end_to_end: HashSet<String> = HashSet::new();
@@ -121,7 +121,7 @@ fn catalogue_trials(arch: &str, reports: &Arc<Reports>) -> Vec<Trial> {
             } else {
                 ReaderMode::Library
             };
-            let name = format!("{arch}/{}/{}/{scenario}", backend.name(), variant.name);
+            let name = format!("{arch}/{}/{}/{scenario}", backend, variant.name);
             let case = Case {
                 backend,
                 variant: Arc::clone(&variant),

@@ -35,9 +35,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Command;
 use std::time::Duration;
 
-use context_reader::snapshot::BackendKind;
 use context_reader::{render, Session, SnapshotOptions};
-use context_targets::{hostile_target, Backend, RunningTarget};
+use context_targets::{hostile_target, selected_backends, Backend, RunningTarget};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
@@ -82,19 +81,12 @@ const CASES: &[(&str, &[Backend], &[&str])] = &[
     ("leader-exit", &[Backend::Ptrace], &[]),
 ];
 
-pub fn backend_kind(backend: Backend) -> BackendKind {
-    match backend {
-        Backend::Ptrace => BackendKind::Ptrace,
-        Backend::Ebpf => BackendKind::Ebpf,
-    }
-}
-
 /// Reader options of the suite: the backend's defaults, with the eBPF sampler at 999 Hz so that
 /// every spinning thread is seen in a fraction of the window (the default 99 Hz takes seconds for
 /// the 25 threads of `huge` on two loaded CPUs).
 pub fn options(backend: Backend) -> SnapshotOptions {
     let mut opts = SnapshotOptions {
-        backend: backend_kind(backend),
+        backend,
         ..SnapshotOptions::default()
     };
     opts.ebpf.frequency_hz = 999;
@@ -393,11 +385,11 @@ fn run_hostile(case: &str, backend: Backend) -> Result<String, String> {
 
 fn main() {
     let args = Arguments::from_args();
-    let wanted = Backend::selected();
+    let wanted = selected_backends();
     let mut trials = Vec::new();
     for (case, case_backends, _rules) in CASES {
         for backend in case_backends.iter().filter(|b| wanted.contains(b)) {
-            let name = format!("hostile/{}/{case}", backend.name());
+            let name = format!("hostile/{}/{case}", backend);
             let (case, backend) = (*case, *backend);
             trials.push(Trial::test(name, move || {
                 run_hostile(case, backend).map(|_| ()).map_err(Failed::from)
@@ -415,14 +407,11 @@ fn main() {
         }));
     }
     for backend in wanted {
-        trials.push(Trial::test(
-            format!("soak/{}/churn", backend.name()),
-            move || {
-                soak::run(backend)
-                    .map(|s| println!("soak/{}/churn: {s}", backend.name()))
-                    .map_err(Failed::from)
-            },
-        ));
+        trials.push(Trial::test(format!("soak/{}/churn", backend), move || {
+            soak::run(backend)
+                .map(|s| println!("soak/{}/churn: {s}", backend))
+                .map_err(Failed::from)
+        }));
     }
     libtest_mimic::run(&args, trials).exit();
 }

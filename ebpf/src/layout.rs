@@ -1,29 +1,33 @@
 //! Rust mirrors of the layouts and constants of `src/bpf/sampler.h` (a test keeps them equal).
+//! The formats' own layouts are not written here: they come from `context-layout`, the one place
+//! the reader's decoders take them from too, so the test ties the C header to the decoders.
+
+use context_layout::{thread_ctx, v1};
 
 /// Most v1 labels the kernel copies (a larger `count` sets the v1 `too_large` flag).
 pub const CR_MAX_V1_LABELS: u64 = 32;
 /// Longest v1 key or value the kernel copies, in bytes.
 pub const CR_MAX_V1_STRING: u64 = 256;
 /// Size of one `custom_labels_label_t`.
-pub const CR_V1_LABEL_SIZE: u64 = 32;
+pub const CR_V1_LABEL_SIZE: u64 = v1::LABEL_SIZE;
 /// Size of one `custom_labels_labelset_t`.
-pub const CR_V1_SET_SIZE: u64 = 24;
+pub const CR_V1_SET_SIZE: u64 = v1::LABELSET_SIZE as u64;
 /// Size of the OTEP 4947 record header.
-pub const CR_V2_HEADER_SIZE: u64 = 28;
+pub const CR_V2_HEADER_SIZE: u64 = thread_ctx::OTEP_HEADER_SIZE as u64;
 /// Offset of the `valid` byte in the OTEP 4947 record.
-pub const CR_V2_VALID_OFFSET: u64 = 24;
+pub const CR_V2_VALID_OFFSET: u64 = thread_ctx::OTEP_VALID_OFFSET;
 /// Offset of `attrs_data_size` in the OTEP 4947 record.
-pub const CR_V2_SIZE_OFFSET: u64 = 26;
+pub const CR_V2_SIZE_OFFSET: u64 = thread_ctx::OTEP_SIZE_OFFSET;
 /// Size of the draft (R0/R1) record header.
-pub const CR_DRAFT_HEADER_SIZE: u64 = 34;
+pub const CR_DRAFT_HEADER_SIZE: u64 = thread_ctx::DRAFT_HEADER_SIZE as u64;
 /// Offset of the `valid` byte in the draft record.
-pub const CR_DRAFT_VALID_OFFSET: u64 = 32;
+pub const CR_DRAFT_VALID_OFFSET: u64 = thread_ctx::DRAFT_VALID_OFFSET;
 /// Offset of `attrs_count` in the draft record.
-pub const CR_DRAFT_COUNT_OFFSET: u64 = 33;
+pub const CR_DRAFT_COUNT_OFFSET: u64 = thread_ctx::DRAFT_COUNT_OFFSET;
 /// Most draft entries the kernel walks (attrs_count is a u8).
 pub const CR_MAX_DRAFT_ENTRIES: u64 = 255;
 /// Size of the ABI 0 inline TLS object `{storage, count}`.
-pub const CR_V0_INLINE_SIZE: u64 = 16;
+pub const CR_V0_INLINE_SIZE: u64 = v1::V0_INLINE_SIZE as u64;
 /// Most OTEP 4947 attribute bytes the kernel copies.
 pub const CR_MAX_V2_ATTRS: u64 = 1024;
 /// Largest single read the kernel does.

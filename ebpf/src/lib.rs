@@ -15,7 +15,7 @@
 //! ```no_run
 //! use context_reader_ebpf::{ProcessParams, Sampler, SamplerOptions, SlotRule};
 //! let mut sampler = Sampler::load(SamplerOptions::default())?;
-//! sampler.watch(1234, &ProcessParams { v2: SlotRule::TpRelative { offset: -8 }, ..Default::default() })?;
+//! sampler.watch(1234, &ProcessParams { v2: Some(SlotRule::TpRelative { offset: -8 }), ..Default::default() })?;
 //! let samples = sampler.collect(std::time::Duration::from_secs(2), |_| false)?;
 //! # Ok::<(), context_reader_ebpf::EbpfError>(())
 //! ```
@@ -30,7 +30,8 @@ pub mod sampler;
 pub mod shared;
 
 pub use error::EbpfError;
-pub use rules::{ProcessParams, SlotRule, V1Layout, V2Layout};
+pub use layout::{CR_MAX_V1_LABELS, CR_MAX_V1_STRING, CR_MAX_V2_ATTRS};
+pub use rules::{DtvLayout, ProcessParams, RecordLayout, SlotRule, V1Layout};
 pub use sample::{FormatFlags, RecordError, Sample, SampleFlags};
 pub use sampler::{Attachment, Sampler, SamplerOptions, Stats, ThreadAttachment, KERNEL_BTF_PATH};
 pub use shared::{SharedSampler, Trigger, Watch};

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use context_reader_ebpf::{
-    ProcessParams, Sample, Sampler, SamplerOptions, SharedSampler, SlotRule, Trigger, V1Layout,
-    V2Layout, Watch,
+    DtvLayout, ProcessParams, RecordLayout, Sample, Sampler, SamplerOptions, SharedSampler,
+    SlotRule, Trigger, V1Layout, Watch,
 };
 
 /// C targets built by build.rs for the target architecture (see tests/c).
@@ -324,8 +324,8 @@ fn tp_relative_slots_copy_exactly_the_reader_ranges() {
     let mut watch = watch_threads(
         &target,
         &ProcessParams {
-            v1: SlotRule::TpRelative { offset: v1_offset },
-            v2: SlotRule::TpRelative { offset: v2_offset },
+            v1: Some(SlotRule::TpRelative { offset: v1_offset }),
+            v2: Some(SlotRule::TpRelative { offset: v2_offset }),
             ..ProcessParams::default()
         },
     );
@@ -503,14 +503,16 @@ fn dtv_rule_walks_a_dlopened_general_dynamic_module() {
     let mut watch = watch_threads(
         &target,
         &ProcessParams {
-            v1: SlotRule::None,
-            v2: SlotRule::Dtv {
-                pointer_offset: GLIBC_DTV_POINTER_OFFSET,
-                entry_size: 16,
-                glibc_counter: true,
+            v1: None,
+            v2: Some(SlotRule::Dtv {
+                dtv: DtvLayout {
+                    pointer_offset: GLIBC_DTV_POINTER_OFFSET,
+                    entry_size: 16,
+                    glibc_counter: true,
+                },
                 module_id,
                 offset: offset as u64,
-            },
+            }),
             ..ProcessParams::default()
         },
     );
@@ -576,7 +578,7 @@ fn unwatched_processes_produce_no_samples() {
         .watch(
             target.pid(),
             &ProcessParams {
-                v2: SlotRule::TpRelative { offset: -16 },
+                v2: Some(SlotRule::TpRelative { offset: -16 }),
                 ..ProcessParams::default()
             },
         )
@@ -617,12 +619,12 @@ fn inline_v1_and_draft_v2_layouts() {
     let mut watch = watch_threads(
         &target,
         &ProcessParams {
-            v1: SlotRule::TpRelative { offset: v0_offset },
+            v1: Some(SlotRule::TpRelative { offset: v0_offset }),
             v1_layout: V1Layout::Inline,
-            v2: SlotRule::TpRelative {
+            v2: Some(SlotRule::TpRelative {
                 offset: draft_offset,
-            },
-            v2_layout: V2Layout::Draft,
+            }),
+            v2_layout: RecordLayout::Draft,
         },
     );
     let tids: Vec<u32> = threads.iter().map(|t| t.tid).collect();
@@ -724,8 +726,8 @@ fn cost_per_sample() {
         .watch(
             target.pid(),
             &ProcessParams {
-                v1: SlotRule::TpRelative { offset: v1_offset },
-                v2: SlotRule::TpRelative { offset: v2_offset },
+                v1: Some(SlotRule::TpRelative { offset: v1_offset }),
+                v2: Some(SlotRule::TpRelative { offset: v2_offset }),
                 ..ProcessParams::default()
             },
         )
@@ -762,12 +764,12 @@ fn cost_per_sample() {
 fn tp_relative_params(target: &Target) -> ProcessParams {
     let threads = thread_lines(target);
     ProcessParams {
-        v1: SlotRule::TpRelative {
+        v1: Some(SlotRule::TpRelative {
             offset: threads[0].rest[0],
-        },
-        v2: SlotRule::TpRelative {
+        }),
+        v2: Some(SlotRule::TpRelative {
             offset: threads[0].rest[1],
-        },
+        }),
         ..ProcessParams::default()
     }
 }

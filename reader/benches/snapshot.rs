@@ -11,7 +11,7 @@ mod writer;
 
 use std::time::Duration;
 
-use context_reader::snapshot::BackendKind;
+use context_reader::snapshot::Backend;
 use context_reader::{Session, SnapshotOptions};
 use writer::{build_writer, Libc, Placement, Writer};
 
@@ -80,7 +80,7 @@ fn main() {
     }
     let w = Writer::start_with(&exe, &["--threads", "2", "--busy"]);
     let opts = SnapshotOptions {
-        backend: BackendKind::Ebpf,
+        backend: Backend::Ebpf,
         ..SnapshotOptions::default()
     };
     match Session::new(w.pid(), opts).and_then(|mut s| s.snapshot()) {

@@ -1,6 +1,7 @@
 //! The ground vocabulary that discovery, plans and backends share: architecture, libc, the
-//! `PT_TLS` segment and the DTV layout. Plain data with no I/O; everything else stands on it, and
-//! it stands on nothing of this crate.
+//! `PT_TLS` segment and the DTV layout (the last from `context-layout`, which the eBPF sampler
+//! shares). Plain data with no I/O; everything else stands on it, and it stands on nothing of this
+//! crate.
 
 use serde::Serialize;
 
@@ -38,29 +39,4 @@ pub struct TlsSegment {
     pub align: u64,
 }
 
-/// Where the DTV is and how it is laid out, for one libc on one arch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct DtvLayout {
-    /// The DTV pointer is read at `TP + pointer_offset`.
-    pub pointer_offset: i64,
-    /// Bytes per DTV entry: 16 on glibc (`dtv_t` union), 8 on musl.
-    pub entry_size: u64,
-    /// glibc keeps the slot count in `dtv[-1].counter`; musl in `dtv[0]`.
-    pub glibc_counter: bool,
-}
-
-impl DtvLayout {
-    /// Address of the word that holds the DTV length, given the DTV pointer.
-    pub fn counter_addr(&self, dtv: u64) -> u64 {
-        if self.glibc_counter {
-            dtv.wrapping_sub(16)
-        } else {
-            dtv
-        }
-    }
-
-    /// Address of the block pointer of `module_id`.
-    pub fn entry_addr(&self, dtv: u64, module_id: u64) -> u64 {
-        dtv.wrapping_add(module_id.wrapping_mul(self.entry_size))
-    }
-}
+pub use context_layout::DtvLayout;

@@ -23,6 +23,6 @@ pub mod session;
 pub mod snapshot;
 
 pub use session::{take_snapshot, ReaderError, Session, SnapshotOptions, SnapshotStats};
-pub use snapshot::Snapshot;
-pub mod check;
+pub use snapshot::{Backend, Snapshot};
+pub mod lint;
 pub mod render;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use context_reader::backend::sys;
-use context_reader::snapshot::BackendKind;
+use context_reader::Backend;
 use context_reader::{render, ReaderError, Session, SnapshotOptions, SnapshotStats};
 
 #[derive(Parser, Debug)]
@@ -107,12 +107,6 @@ struct ReadArgs {
     verbose: bool,
 }
 
-#[derive(Copy, Clone, Debug, ValueEnum)]
-enum Backend {
-    Ptrace,
-    Ebpf,
-}
-
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq)]
 enum OutputFormat {
     Text,
@@ -153,7 +147,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Check(args)) => check(&args),
+        Some(Command::Check(args)) => lint(&args),
         Some(Command::Certify(args)) => certify(&args),
         None => read(cli.read),
     }
@@ -168,10 +162,7 @@ fn read(args: ReadArgs) -> ExitCode {
         eprintln!("context-reader: cannot install the Ctrl-C handler: {e}");
     }
     let opts = SnapshotOptions {
-        backend: match args.backend {
-            Backend::Ptrace => BackendKind::Ptrace,
-            Backend::Ebpf => BackendKind::Ebpf,
-        },
+        backend: args.backend,
         threads: args.threads.clone(),
         max_payload: args.max_payload,
         ebpf: context_reader::backend::ebpf::EbpfOptions {
@@ -307,15 +298,16 @@ fn print_stats(stats: &SnapshotStats) {
 fn fail(e: &ReaderError) -> ExitCode {
     eprintln!("context-reader: {e}");
     ExitCode::from(match e {
-        ReaderError::BackendUnavailable(BackendKind::Ebpf) | ReaderError::Ebpf(_) => EXIT_EBPF,
+        ReaderError::BackendUnavailable(Backend::Ebpf) | ReaderError::Ebpf(_) => EXIT_EBPF,
         _ => EXIT_TARGET,
     })
 }
 
-fn check(args: &CheckArgs) -> ExitCode {
+/// `check FILE...`: the ELF lint of each file.
+fn lint(args: &CheckArgs) -> ExitCode {
     let mut clean = true;
     for file in &args.files {
-        match context_reader::check::check_file(file) {
+        match context_reader::lint::lint_file(file) {
             Ok(report) => {
                 clean &= report.is_clean();
                 match args.format {
@@ -323,7 +315,7 @@ fn check(args: &CheckArgs) -> ExitCode {
                         "{}",
                         serde_json::to_string(&report).expect("reports serialise")
                     ),
-                    OutputFormat::Text => print!("{}", context_reader::check::report_text(&report)),
+                    OutputFormat::Text => print!("{}", context_reader::lint::report_text(&report)),
                 }
             }
             Err(e) => {
@@ -340,10 +332,10 @@ fn check(args: &CheckArgs) -> ExitCode {
 fn certify(args: &CertifyArgs) -> ExitCode {
     use context_reader::certify::report::{write_failure, CertifyReport, TrialId, TrialRecord};
     use context_reader::certify::trial::{run_trial, SessionReader, TrialOptions, Verdict};
-    let backends: &[BackendKind] = match args.backend {
-        CertifyBackend::Ptrace => &[BackendKind::Ptrace],
-        CertifyBackend::Ebpf => &[BackendKind::Ebpf],
-        CertifyBackend::All => &[BackendKind::Ptrace, BackendKind::Ebpf],
+    let backends: &[Backend] = match args.backend {
+        CertifyBackend::Ptrace => &[Backend::Ptrace],
+        CertifyBackend::Ebpf => &[Backend::Ebpf],
+        CertifyBackend::All => &[Backend::Ptrace, Backend::Ebpf],
     };
     let (program, program_args) = match args.command.split_first() {
         Some(split) => split,
@@ -375,10 +367,10 @@ fn certify(args: &CertifyArgs) -> ExitCode {
         if sys::interrupted() {
             break;
         }
-        let name = context_reader::certify::trial::backend_name(backend);
+        let name = backend.to_string();
         // The command as run: eBPF samples threads on CPU, so its writer gets `--busy`.
         let mut command = args.command.clone();
-        if backend == BackendKind::Ebpf {
+        if backend == Backend::Ebpf {
             command.push("--busy".to_string());
         }
         let mut cmd = std::process::Command::new(program);

@@ -3,24 +3,14 @@
 
 use serde::Serialize;
 
-use crate::abi::{Arch, DtvLayout, Libc};
+use crate::abi::{Arch, Libc};
 use crate::decode::thread_ctx::RecordLayout;
 
-/// How to turn a thread pointer into the address of a TLS slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SlotRule {
-    /// slot = TP + offset: the module is in static TLS.
-    TpRelative { offset: i64 },
-    /// slot = dtv[module_id] + offset, read per thread; an unallocated entry means no context.
-    Dtv {
-        dtv: DtvLayout,
-        module_id: u64,
-        offset: u64,
-    },
-}
+/// How to turn a thread pointer into the address of a TLS slot, and what a v1 slot holds: the
+/// vocabulary the eBPF sampler's rules are made of too.
+pub use context_layout::{SlotRule, V1Layout};
 
-/// Which access model the slot was resolved through, for `--verbose` and `check`.
+/// Which access model the slot was resolved through, for `--verbose` and the ELF lint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Resolution {
@@ -45,15 +35,6 @@ pub struct SlotPlan {
     pub symbol: String,
     pub rule: SlotRule,
     pub resolution: Resolution,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum V1Layout {
-    /// ABI version 1: the slot holds a pointer to `{storage, count, capacity}`.
-    Pointer,
-    /// ABI version 0: the slot holds `{storage, count}` inline.
-    Inline,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,7 +1,8 @@
-//! Executes a `ReadPlan` for one thread over any `Memory`: slot address from the thread pointer,
-//! then the records behind it. Shared by every backend, so ptrace and eBPF decode alike.
+//! Executes a `ReadPlan` over any `Memory`: the process context from the plan's candidate
+//! mappings, and for one thread the slot address from the thread pointer, then the records behind
+//! it. Shared by every backend, so ptrace and eBPF decode alike.
 
-use crate::decode::process_ctx::ThreadKeyMap;
+use crate::decode::process_ctx::{read_mapping, MappingRead, ProcessContextRead, ThreadKeyMap};
 use crate::decode::thread_ctx::{
     decode_record, RecordLayout, DRAFT_HEADER_SIZE, OTEP_HEADER_SIZE, OTEP_SPECULATIVE_READ,
 };
@@ -10,8 +11,8 @@ use crate::decode::Decoded;
 use crate::memory::{Memory, MemoryError, Prefetched};
 use crate::plan::{ReadPlan, SlotPlan, SlotRule, V1Layout};
 use crate::snapshot::{
-    extend_bounded, ErrorKind, Format, ModuleContext, ReadError, ThreadContext, ThreadSnapshot,
-    V1Labels,
+    extend_bounded, push_bounded, ErrorKind, Format, ModuleContext, ProcessContext, ReadError,
+    ThreadContext, ThreadSnapshot, V1Labels,
 };
 
 /// Schema versions under which `custom_labels_current_set_v2` points to the 28-byte layout.
@@ -251,6 +252,48 @@ fn other<'a>(thread: &'a mut ThreadSnapshot, slot: &SlotPlan) -> &'a mut ModuleC
         }
     };
     &mut thread.other_modules[i]
+}
+
+/// The first candidate mapping that holds a context wins; decoys are skipped silently; broken
+/// contexts become top-level errors, and so does every further valid context (`ambiguous`, naming
+/// both mappings by address and name).
+pub fn read_process_context(
+    mem: &dyn Memory,
+    plan: &ReadPlan,
+    max_payload: u32,
+    errors: &mut Vec<ReadError>,
+) -> (Option<ProcessContext>, ThreadKeyMap) {
+    let mut found: Option<(u64, ProcessContextRead)> = None;
+    for m in &plan.context_mappings {
+        match read_mapping(mem, m.start, &m.name, max_payload) {
+            MappingRead::Context(read) => match &found {
+                None => found = Some((m.start, *read)),
+                Some((start, first)) => push_bounded(
+                    errors,
+                    ReadError::new(
+                        Format::ProcessContext,
+                        ErrorKind::Ambiguous,
+                        format!(
+                        "another valid context mapping, {} at {:#x}, is ignored: the one reported \
+                         is {} at {start:#x}",
+                        m.name, m.start, first.context.mapping
+                    ),
+                    ),
+                ),
+            },
+            MappingRead::NotAContext(_) | MappingRead::InProgress => {}
+            MappingRead::Error(e) => push_bounded(errors, e),
+        }
+    }
+    match found {
+        Some((_, read)) => {
+            if let Some(e) = read.key_map.unsupported_schema() {
+                push_bounded(errors, e);
+            }
+            (Some(read.context), read.key_map)
+        }
+        None => (None, ThreadKeyMap::default()),
+    }
 }
 
 #[cfg(test)]

@@ -3,26 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::ptrace::{
-    live_task, process_exited, walk_threads, Fault, StopStats, ThreadCache, WalkError,
-};
+use crate::backend::procfs::{live_task, process_exited};
+use crate::backend::ptrace::{walk_threads, Fault, StopStats, ThreadCache, WalkError};
 use crate::backend::sys::{self, ProcessMemory};
-use crate::decode::process_ctx::{
-    read_mapping, MappingRead, ProcessContextRead, ThreadKeyMap, DEFAULT_MAX_PAYLOAD,
-};
+use crate::decode::process_ctx::DEFAULT_MAX_PAYLOAD;
 use crate::decode::v1::V1Limits;
 use crate::discovery::{self, maps};
-use crate::memory::Memory;
 use crate::plan::ReadPlan;
-use crate::read::read_thread;
-use crate::snapshot::{
-    extend_bounded, push_bounded, BackendKind, ErrorKind, Format, ProcessContext, ReadError,
-    Snapshot,
-};
+use crate::read::{read_process_context, read_thread};
+use crate::snapshot::{extend_bounded, Backend, Snapshot};
 
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {
-    pub backend: BackendKind,
+    pub backend: Backend,
     /// Only these threads (all when `None`).
     pub threads: Option<Vec<i32>>,
     /// Bounds of the ptrace backend (the eBPF backend uses the kernel program's own).
@@ -37,7 +30,7 @@ pub struct SnapshotOptions {
 impl Default for SnapshotOptions {
     fn default() -> Self {
         SnapshotOptions {
-            backend: BackendKind::Ptrace,
+            backend: Backend::Ptrace,
             threads: None,
             v1_limits: V1Limits::default(),
             max_payload: DEFAULT_MAX_PAYLOAD,
@@ -66,7 +59,7 @@ pub enum ReaderError {
     #[error("injected fault")]
     Injected,
     #[error("the {0:?} backend is not available in this build (built without the `ebpf` feature)")]
-    BackendUnavailable(BackendKind),
+    BackendUnavailable(Backend),
     #[cfg(feature = "ebpf")]
     #[error("eBPF backend unavailable: {0}")]
     Ebpf(#[from] crate::backend::ebpf::EbpfError),
@@ -212,7 +205,7 @@ impl Session {
             ..SnapshotStats::default()
         };
         let threads = match opts.backend {
-            BackendKind::Ptrace => {
+            Backend::Ptrace => {
                 let walked = walk_threads(
                     pid,
                     opts.threads.as_deref(),
@@ -238,7 +231,7 @@ impl Session {
                 }
             }
             #[cfg(feature = "ebpf")]
-            BackendKind::Ebpf => {
+            Backend::Ebpf => {
                 let only = opts.threads.as_deref();
                 let (threads, ebpf_errors, mut ebpf_stats) =
                     crate::backend::ebpf::snapshot_threads(pid, only, &plan, &keys, &opts.ebpf)?;
@@ -251,7 +244,7 @@ impl Session {
                 threads
             }
             #[cfg(not(feature = "ebpf"))]
-            BackendKind::Ebpf => return Err(ReaderError::BackendUnavailable(BackendKind::Ebpf)),
+            Backend::Ebpf => return Err(ReaderError::BackendUnavailable(Backend::Ebpf)),
         };
         // The eBPF backend reports a process that exited during its window itself (with what it
         // sampled before); any other snapshot of a process that is gone now is not one.
@@ -292,48 +285,6 @@ fn proc_error(pid: i32, e: std::io::Error) -> ReaderError {
             detail: format!("/proc/{pid}/maps: {e}"),
         },
         _ => ReaderError::Proc { pid, source: e },
-    }
-}
-
-/// The first candidate mapping that holds a context wins; decoys are skipped silently; broken
-/// contexts become top-level errors, and so does every further valid context (`ambiguous`, naming
-/// both mappings by address and name).
-pub fn read_process_context(
-    mem: &dyn Memory,
-    plan: &ReadPlan,
-    max_payload: u32,
-    errors: &mut Vec<ReadError>,
-) -> (Option<ProcessContext>, ThreadKeyMap) {
-    let mut found: Option<(u64, ProcessContextRead)> = None;
-    for m in &plan.context_mappings {
-        match read_mapping(mem, m.start, &m.name, max_payload) {
-            MappingRead::Context(read) => match &found {
-                None => found = Some((m.start, *read)),
-                Some((start, first)) => push_bounded(
-                    errors,
-                    ReadError::new(
-                        Format::ProcessContext,
-                        ErrorKind::Ambiguous,
-                        format!(
-                        "another valid context mapping, {} at {:#x}, is ignored: the one reported \
-                         is {} at {start:#x}",
-                        m.name, m.start, first.context.mapping
-                    ),
-                    ),
-                ),
-            },
-            MappingRead::NotAContext(_) | MappingRead::InProgress => {}
-            MappingRead::Error(e) => push_bounded(errors, e),
-        }
-    }
-    match found {
-        Some((_, read)) => {
-            if let Some(e) = read.key_map.unsupported_schema() {
-                push_bounded(errors, e);
-            }
-            (Some(read.context), read.key_map)
-        }
-        None => (None, ThreadKeyMap::default()),
     }
 }
 

@@ -44,11 +44,40 @@ impl Serialize for Bytes {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
+/// How a snapshot reads the threads: the one backend enum of the workspace (the CLI's
+/// `--backend`, the snapshot JSON's `backend`, the conformance cases). Its name everywhere is the
+/// variant's name in lower case, so a new backend is one line here (and its arms where the
+/// compiler asks for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[value(rename_all = "lower")]
+pub enum Backend {
     Ptrace,
     Ebpf,
+}
+
+impl Backend {
+    /// Every backend, in declaration order.
+    pub fn all() -> &'static [Backend] {
+        <Backend as clap::ValueEnum>::value_variants()
+    }
+
+    /// The backend of this name (`ptrace`, `ebpf`).
+    pub fn from_name(name: &str) -> Option<Backend> {
+        <Backend as clap::ValueEnum>::from_str(name, false).ok()
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = clap::ValueEnum::to_possible_value(self).expect("no backend is skipped");
+        f.write_str(value.get_name())
+    }
+}
+
+impl Serialize for Backend {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -310,7 +339,7 @@ pub struct ProcessContext {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
     pub pid: i32,
-    pub backend: BackendKind,
+    pub backend: Backend,
     pub process_context: Option<ProcessContext>,
     pub threads: Vec<ThreadSnapshot>,
     pub errors: Vec<ReadError>,
@@ -357,6 +386,17 @@ pub fn id_hex(bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backend_names_are_the_cli_and_json_names() {
+        let names: Vec<String> = Backend::all().iter().map(Backend::to_string).collect();
+        assert_eq!(names, ["ptrace", "ebpf"]);
+        for b in Backend::all() {
+            assert_eq!(Backend::from_name(&b.to_string()), Some(*b));
+            assert_eq!(serde_json::to_string(b).unwrap(), format!("\"{b}\""));
+        }
+        assert_eq!(Backend::from_name("gdb"), None);
+    }
 
     #[test]
     fn bytes_serialise_as_string_or_hex() {
@@ -431,7 +471,7 @@ mod tests {
         t.errors.extend(errs(Format::V2, 9));
         let mut s = Snapshot {
             pid: 1,
-            backend: BackendKind::Ptrace,
+            backend: Backend::Ptrace,
             process_context: None,
             threads: vec![t],
             errors: errs(Format::ProcessContext, 30),

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "common.h"
 #include "ctx_tls.h"
 #include "pc.h"
 
@@ -55,26 +56,12 @@ typedef struct __attribute__((packed)) {
     uint8_t attrs_data[];
 } otel_record;
 
-typedef struct __attribute__((packed, aligned(8))) {
-    char signature[8];
-    uint32_t version;
-    uint32_t payload_size;
-    uint64_t published_at_ns;
-    uint64_t payload;
-} pc_header;
-
 static long page_size;
 static int opt_busy;
 
 static void die(const char *what) {
     fprintf(stderr, "hostile: %s (errno %d)\n", what, errno);
     exit(3);
-}
-
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) abort();
-    return p;
 }
 
 static uint64_t addr_of(const void *p) { return (uint64_t)(uintptr_t)p; }
@@ -216,12 +203,6 @@ static void expect_v1_labels(tplan *p, const kv_bytes *kvs, size_t n) {
 }
 
 /* ---- builders ---- */
-static const unsigned char *copy_bytes(const void *bytes, size_t len) {
-    unsigned char *c = xcalloc(len + 1, 1);
-    memcpy(c, bytes, len);
-    return c;
-}
-
 static void label_set(cl_label *l, const void *key, size_t key_len, const void *value, size_t value_len) {
     l->key.len = key_len;
     l->key.buf = addr_of(copy_bytes(key, key_len));
@@ -805,16 +786,6 @@ static void case_kill_200(void) {
 }
 
 /* ---- threads ---- */
-static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ready_cond = PTHREAD_COND_INITIALIZER;
-static size_t ready_count;
-
-static void report_ready(void) {
-    pthread_mutex_lock(&ready_lock);
-    ready_count++;
-    pthread_cond_broadcast(&ready_cond);
-    pthread_mutex_unlock(&ready_lock);
-}
 
 static void apply(tplan *p) {
     if (p->set_v1) ctx_tls_set_v1((void *)(uintptr_t)p->v1);
@@ -994,16 +965,11 @@ int main(int argc, char **argv) {
         pthread_t t;
         if (pthread_create(&t, &attr, thread_main, &plans[i]) != 0) die("pthread_create");
     }
-    pthread_mutex_lock(&ready_lock);
-    while (ready_count < plan_count - 1) pthread_cond_wait(&ready_cond, &ready_lock);
-    pthread_mutex_unlock(&ready_lock);
+    wait_ready(plan_count - 1);
     check_holes();
 
-    char main_name[16] = {0};
-    FILE *comm = fopen("/proc/self/comm", "r");
-    if (!comm || !fgets(main_name, sizeof main_name, comm)) die("read /proc/self/comm");
-    fclose(comm);
-    main_name[strcspn(main_name, "\n")] = 0;
+    char main_name[16];
+    if (main_thread_name(main_name) != 0) die("read /proc/self/comm");
     snprintf(plans[0].name, sizeof plans[0].name, "%s", main_name);
 
     tplan **sorted = xcalloc(plan_count, sizeof *sorted);

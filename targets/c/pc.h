@@ -33,6 +33,18 @@ typedef struct {
     size_t n, cap;
 } kvlist_t;
 
+/* Header of formats.md 3.2; offsets checked below. */
+typedef struct __attribute__((packed, aligned(8))) {
+    char signature[8];
+    uint32_t version;
+    uint32_t payload_size;
+    uint64_t published_at_ns;
+    uint64_t payload;
+} pc_header;
+_Static_assert(sizeof(pc_header) == 32, "OTEP 4719 header is 32 bytes");
+_Static_assert(__builtin_offsetof(pc_header, published_at_ns) == 16, "timestamp at 16");
+_Static_assert(__builtin_offsetof(pc_header, payload) == 24, "payload pointer at 24");
+
 anyvalue *av_str(const char *s);
 anyvalue *av_strn(const void *bytes, size_t len);
 anyvalue *av_bytes(const void *bytes, size_t len);

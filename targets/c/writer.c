@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "common.h"
 #include "ctx_tls.h"
 #include "pc.h"
 
@@ -162,23 +163,11 @@ static uintptr_t thread_pointer(void) {
 }
 
 /* ---- builders ---- */
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) abort();
-    return p;
-}
-
 static cl_labelset *ls_new(size_t capacity) {
     cl_labelset *s = xcalloc(1, sizeof *s);
     s->storage = capacity ? xcalloc(capacity, sizeof(cl_label)) : NULL;
     s->capacity = capacity;
     return s;
-}
-
-static const unsigned char *copy_bytes(const void *bytes, size_t len) {
-    unsigned char *c = xcalloc(len + 1, 1); /* never NULL, even for len 0 */
-    memcpy(c, bytes, len);
-    return c;
 }
 
 /* key == NULL adds an entry with a NULL key pointer (readers skip it). */
@@ -350,18 +339,8 @@ static void churn_step(churn_state *s, int worker) {
 }
 
 /* ---- threads ---- */
-static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ready_cond = PTHREAD_COND_INITIALIZER;
-static size_t ready_count;
 
 static pid_t current_tid(void) { return (pid_t)syscall(SYS_gettid); }
-
-static void report_ready(void) {
-    pthread_mutex_lock(&ready_lock);
-    ready_count++;
-    pthread_cond_broadcast(&ready_cond);
-    pthread_mutex_unlock(&ready_lock);
-}
 
 static void *thread_main(void *arg) {
     plan_t *p = arg;
@@ -807,15 +786,10 @@ int main(int argc, char **argv) {
         pthread_t t;
         if (pthread_create(&t, &attr, thread_main, &plans[i]) != 0) die("pthread_create");
     }
-    pthread_mutex_lock(&ready_lock);
-    while (ready_count < plan_count - 1) pthread_cond_wait(&ready_cond, &ready_lock);
-    pthread_mutex_unlock(&ready_lock);
+    wait_ready(plan_count - 1);
 
-    char main_name[16] = {0};
-    FILE *comm = fopen("/proc/self/comm", "r");
-    if (!comm || !fgets(main_name, sizeof main_name, comm)) die("read /proc/self/comm");
-    fclose(comm);
-    main_name[strcspn(main_name, "\n")] = 0;
+    char main_name[16];
+    if (main_thread_name(main_name) != 0) die("read /proc/self/comm");
     snprintf(plans[0].name, sizeof plans[0].name, "%s", main_name);
 
     plan_t **sorted = xcalloc(plan_count, sizeof *sorted);

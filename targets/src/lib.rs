@@ -11,42 +11,21 @@ pub use context_reader::certify::protocol::{self, Ready, RunningTarget};
 include!("scenarios.rs");
 include!("selection.rs");
 
-/// A reader backend a case runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Backend {
-    Ptrace,
-    Ebpf,
-}
+/// A reader backend a case runs against: the reader's own enum.
+pub use context_reader::Backend;
 
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Ptrace => "ptrace",
-            Backend::Ebpf => "ebpf",
-        }
-    }
-
-    /// The backends named in `CONFORMANCE_BACKENDS` (comma-separated; `ptrace` when unset), as
-    /// the suites select them. An unknown name is a panic: a typo must not shrink a suite.
-    pub fn selected() -> Vec<Backend> {
-        let list = std::env::var("CONFORMANCE_BACKENDS").unwrap_or_else(|_| "ptrace".to_string());
-        list.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                Backend::from_name(s)
-                    .unwrap_or_else(|| panic!("CONFORMANCE_BACKENDS: unknown backend {s:?}"))
-            })
-            .collect()
-    }
-
-    pub fn from_name(name: &str) -> Option<Backend> {
-        match name {
-            "ptrace" => Some(Backend::Ptrace),
-            "ebpf" => Some(Backend::Ebpf),
-            _ => None,
-        }
-    }
+/// The backends named in `CONFORMANCE_BACKENDS` (comma-separated; `ptrace` when unset), as the
+/// suites select them. An unknown name is a panic: a typo must not shrink a suite.
+pub fn selected_backends() -> Vec<Backend> {
+    let list = std::env::var("CONFORMANCE_BACKENDS").unwrap_or_else(|_| "ptrace".to_string());
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            Backend::from_name(s)
+                .unwrap_or_else(|| panic!("CONFORMANCE_BACKENDS: unknown backend {s:?}"))
+        })
+        .collect()
 }
 
 /// Who wrote the writer.

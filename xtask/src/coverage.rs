@@ -14,9 +14,9 @@
 //!   cases of C variants with the given build traits;
 //! * the hostile suite's `CASES` table (conformance/tests/hostile.rs), one case per line;
 //! * a `// rules: ID, ID` comment line right above a test function (or its attributes) in
-//!   reader/src, reader/tests/it and conformance/tests/check.rs;
-//! * `VIOLATION code [ID, ...]` lines of the pinned `check` reports (conformance/tests/snapshots/check);
-//! * ids cited by `check` (`FINDING_RULES`, reader/src/check.rs) and by conformance diffs
+//!   reader/src, reader/tests/it and conformance/tests/lint.rs;
+//! * `VIOLATION code [ID, ...]` lines of the pinned `check` reports (conformance/tests/snapshots/lint);
+//! * ids cited by `check` (`FINDING_RULES`, reader/src/lint.rs) and by conformance diffs
 //!   (`rules_for_path`, reader/src/certify/compare.rs) are checked to exist.
 
 use anyhow::{bail, Context, Result};
@@ -405,7 +405,7 @@ fn marker_cases(root: &Path) -> Result<Vec<Case>> {
     }
     walk(&root.join("reader/src"), &mut files)?;
     walk(&root.join("reader/tests/it"), &mut files)?;
-    files.push(root.join("conformance/tests/check.rs"));
+    files.push(root.join("conformance/tests/lint.rs"));
     files.sort();
     let mut cases = Vec::new();
     for path in files {
@@ -417,7 +417,7 @@ fn marker_cases(root: &Path) -> Result<Vec<Case>> {
         let text = std::fs::read_to_string(&path).with_context(|| rel.clone())?;
         let lines: Vec<&str> = text.lines().collect();
         let (arches, backend): (&[&'static str], &'static str) = match rel.as_str() {
-            "conformance/tests/check.rs" => (&["x86_64"], "check"),
+            "conformance/tests/lint.rs" => (&["x86_64"], "check"),
             "reader/tests/it/ptrace.rs" => (&["x86_64", "aarch64"], "ptrace"),
             "reader/tests/it/ebpf.rs" => (&["x86_64", "aarch64"], "ebpf"),
             _ => (&["x86_64", "aarch64"], "decoder"),
@@ -464,7 +464,7 @@ fn marker_cases(root: &Path) -> Result<Vec<Case>> {
 
 /// The findings pinned in the `check` snapshots (x86_64: the pins are per arch).
 fn check_snapshot_cases(root: &Path) -> Result<Vec<Case>> {
-    let dir = root.join("conformance/tests/snapshots/check");
+    let dir = root.join("conformance/tests/snapshots/lint");
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| dir.display().to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -507,7 +507,7 @@ fn check_snapshot_cases(root: &Path) -> Result<Vec<Case>> {
 /// is the finding's own code) and the conformance diffs (`rules_for_path`).
 fn cited_ids(root: &Path) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    let file = "reader/src/check.rs";
+    let file = "reader/src/lint.rs";
     let text = std::fs::read_to_string(root.join(file)).context(file)?;
     for line in item_lines(&text, "pub const FINDING_RULES", "];", file)? {
         for s in string_literals(line).into_iter().skip(1) {

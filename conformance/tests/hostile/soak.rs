@@ -68,7 +68,7 @@ pub fn run(backend: Backend) -> Result<String, String> {
             last_report = Instant::now();
             eprintln!(
                 "soak/{}/churn: {taken} of {wanted} snapshots, 0 torn or inconsistent, {:.0}/s",
-                backend.name(),
+                backend,
                 taken as f64 / started.elapsed().as_secs_f64()
             );
         }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use context_reader::certify::trial::{
     run_trial, ReadRequest, SessionReader, TrialOptions, TrialOutcome, Verdict,
 };
-use context_reader::snapshot::BackendKind;
 use context_reader::SnapshotOptions;
 use context_targets::{Backend, Variant};
 use serde_json::Value;
@@ -36,13 +35,6 @@ pub struct Case {
     pub reader: ReaderMode,
 }
 
-fn backend_kind(backend: Backend) -> BackendKind {
-    match backend {
-        Backend::Ptrace => BackendKind::Ptrace,
-        Backend::Ebpf => BackendKind::Ebpf,
-    }
-}
-
 fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
     let bin = context_targets::reader_bin();
     if !bin.is_file() {
@@ -58,7 +50,7 @@ fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
             "--format",
             "json",
             "--backend",
-            backend.name(),
+            &backend.to_string(),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -141,10 +133,9 @@ pub fn into_result(name: &str, outcome: TrialOutcome) -> Result<(), String> {
 /// Runs one case and returns its whole outcome (for reports).
 pub fn run_case_outcome(name: &str, case: &Case) -> TrialOutcome {
     let busy = case.backend == Backend::Ebpf;
-    let kind = backend_kind(case.backend);
     let cmd = case.variant.command(&case.scenario, busy);
     let mut library = SessionReader::new(SnapshotOptions {
-        backend: kind,
+        backend: case.backend,
         ..SnapshotOptions::default()
     });
     let mut read = |req: ReadRequest| match case.reader {
@@ -152,7 +143,12 @@ pub fn run_case_outcome(name: &str, case: &Case) -> TrialOutcome {
         ReaderMode::Binary if !req.series => snapshot_binary(req.pid, case.backend),
         _ => library.snapshot(req.pid),
     };
-    let outcome = run_trial(cmd, kind, &TrialOptions::for_backend(kind), &mut read);
+    let outcome = run_trial(
+        cmd,
+        case.backend,
+        &TrialOptions::for_backend(case.backend),
+        &mut read,
+    );
     if std::env::var_os("CONFORMANCE_TIMING").is_some_and(|v| v == "1") {
         let parts: Vec<String> = outcome
             .phases

@@ -3,6 +3,7 @@
 #define SAMPLER_TEST_COMMON_H
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,5 +74,47 @@ static inline void wait_stdin_eof(void)
 	while (read(0, buf, sizeof buf) > 0) {
 	}
 	stop_spinning = 1;
+}
+
+/* The protocol of the threaded targets: each worker prints its THREAD line (print_locked), then
+ * thread_ready(); run_threads() starts them, prints READY once every one is ready, waits for EOF
+ * on stdin and joins them. */
+static pthread_barrier_t ready __attribute__((unused));
+static pthread_mutex_t print_lock __attribute__((unused)) = PTHREAD_MUTEX_INITIALIZER;
+
+/* printf + fflush under the print lock, so that the lines of two threads never interleave. */
+__attribute__((format(printf, 1, 2))) static inline void print_locked(const char *format, ...)
+{
+	va_list args;
+	va_start(args, format);
+	pthread_mutex_lock(&print_lock);
+	vprintf(format, args);
+	fflush(stdout);
+	pthread_mutex_unlock(&print_lock);
+	va_end(args);
+}
+
+/* A worker, once set up: waits for the others, then spins until stdin EOF. */
+static inline void *thread_ready(void)
+{
+	pthread_barrier_wait(&ready);
+	spin_until_stdin_eof_flag();
+	return NULL;
+}
+
+/* Runs `count` workers (argument: their index) to the end of the protocol. */
+static inline void run_threads(unsigned count, void *(*worker)(void *))
+{
+	pthread_t *threads = calloc(count, sizeof(*threads));
+	pthread_barrier_init(&ready, NULL, count + 1);
+	for (unsigned i = 0; i < count; i++)
+		pthread_create(&threads[i], NULL, worker, (void *)(uintptr_t)i);
+	pthread_barrier_wait(&ready);
+	printf("READY\n");
+	fflush(stdout);
+	wait_stdin_eof();
+	for (unsigned i = 0; i < count; i++)
+		pthread_join(threads[i], NULL);
+	free(threads);
 }
 #endif

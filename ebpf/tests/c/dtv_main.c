@@ -4,8 +4,6 @@
 #include <link.h>
 
 #define THREADS 3
-static pthread_barrier_t ready;
-static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *module;
 static void (*module_set)(void *);
 static void **(*module_slot_address)(void);
@@ -24,13 +22,8 @@ static void *worker(void *arg)
 		slot_offset = (long long)((uintptr_t)module_slot_address() - (uintptr_t)block);
 	}
 	uint64_t tp = thread_pointer();
-	pthread_mutex_lock(&print_lock);
-	printf("THREAD %u %ld 0x%llx %lld\n", index, (long)syscall(SYS_gettid), (unsigned long long)tp, slot_offset);
-	fflush(stdout);
-	pthread_mutex_unlock(&print_lock);
-	pthread_barrier_wait(&ready);
-	spin_until_stdin_eof_flag();
-	return NULL;
+	print_locked("THREAD %u %ld 0x%llx %lld\n", index, (long)syscall(SYS_gettid), (unsigned long long)tp, slot_offset);
+	return thread_ready();
 }
 
 int main(int argc, char **argv)
@@ -53,15 +46,6 @@ int main(int argc, char **argv)
 	}
 	printf("MODULE %zu\n", modid);
 	fflush(stdout);
-	pthread_t threads[THREADS];
-	pthread_barrier_init(&ready, NULL, THREADS + 1);
-	for (unsigned i = 0; i < THREADS; i++)
-		pthread_create(&threads[i], NULL, worker, (void *)(uintptr_t)i);
-	pthread_barrier_wait(&ready);
-	printf("READY\n");
-	fflush(stdout);
-	wait_stdin_eof();
-	for (unsigned i = 0; i < THREADS; i++)
-		pthread_join(threads[i], NULL);
+	run_threads(THREADS, worker);
 	return 0;
 }

@@ -6,8 +6,6 @@ __thread struct v0_inline v0_object __attribute__((tls_model("local-exec")));
 __thread uint8_t *draft_slot __attribute__((tls_model("local-exec")));
 
 #define THREADS 2
-static pthread_barrier_t ready;
-static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Draft record: trace(16) span(8) root_span(8) valid attrs_count, then entries {index, len, bytes}.
  * Entry e has key_index e and len 3 + (10 * e) % 250 bytes of pattern what = 10 + e. */
@@ -52,27 +50,13 @@ static void *worker(void *arg)
 	/* thread 0: 3 entries (3 + 13 + 23 bytes); thread 1: 40 entries, over 1024 value bytes in all */
 	draft_slot = make_draft(index, index == 0 ? 3 : 40);
 	uint64_t tp = thread_pointer();
-	pthread_mutex_lock(&print_lock);
-	printf("THREAD %u %ld 0x%llx %lld %lld\n", index, (long)syscall(SYS_gettid), (unsigned long long)tp,
-	       (long long)((uintptr_t)&v0_object - tp), (long long)((uintptr_t)&draft_slot - tp));
-	fflush(stdout);
-	pthread_mutex_unlock(&print_lock);
-	pthread_barrier_wait(&ready);
-	spin_until_stdin_eof_flag();
-	return NULL;
+	print_locked("THREAD %u %ld 0x%llx %lld %lld\n", index, (long)syscall(SYS_gettid), (unsigned long long)tp,
+	             (long long)((uintptr_t)&v0_object - tp), (long long)((uintptr_t)&draft_slot - tp));
+	return thread_ready();
 }
 
 int main(void)
 {
-	pthread_t threads[THREADS];
-	pthread_barrier_init(&ready, NULL, THREADS + 1);
-	for (unsigned i = 0; i < THREADS; i++)
-		pthread_create(&threads[i], NULL, worker, (void *)(uintptr_t)i);
-	pthread_barrier_wait(&ready);
-	printf("READY\n");
-	fflush(stdout);
-	wait_stdin_eof();
-	for (unsigned i = 0; i < THREADS; i++)
-		pthread_join(threads[i], NULL);
+	run_threads(THREADS, worker);
 	return 0;
 }

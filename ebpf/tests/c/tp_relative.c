@@ -5,8 +5,6 @@ __thread struct cl_set *v1_slot __attribute__((tls_model("local-exec")));
 __thread struct otep_record *v2_slot __attribute__((tls_model("local-exec")));
 
 #define THREADS 4
-static pthread_barrier_t ready;
-static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* v1 strings: key i = "k<thread>-<i>", value i = (i+1)*50 pattern bytes (what=3+i). */
 static struct cl_set *make_set(unsigned thread, unsigned count)
@@ -59,27 +57,13 @@ static void *worker(void *arg)
 	}
 	}
 	uint64_t tp = thread_pointer();
-	pthread_mutex_lock(&print_lock);
-	printf("THREAD %u %ld 0x%llx %lld %lld\n", index, (long)syscall(SYS_gettid), (unsigned long long)tp,
-	       (long long)((uintptr_t)&v1_slot - tp), (long long)((uintptr_t)&v2_slot - tp));
-	fflush(stdout);
-	pthread_mutex_unlock(&print_lock);
-	pthread_barrier_wait(&ready);
-	spin_until_stdin_eof_flag();
-	return NULL;
+	print_locked("THREAD %u %ld 0x%llx %lld %lld\n", index, (long)syscall(SYS_gettid), (unsigned long long)tp,
+	             (long long)((uintptr_t)&v1_slot - tp), (long long)((uintptr_t)&v2_slot - tp));
+	return thread_ready();
 }
 
 int main(void)
 {
-	pthread_t threads[THREADS];
-	pthread_barrier_init(&ready, NULL, THREADS + 1);
-	for (unsigned i = 0; i < THREADS; i++)
-		pthread_create(&threads[i], NULL, worker, (void *)(uintptr_t)i);
-	pthread_barrier_wait(&ready);
-	printf("READY\n");
-	fflush(stdout);
-	wait_stdin_eof();
-	for (unsigned i = 0; i < THREADS; i++)
-		pthread_join(threads[i], NULL);
+	run_threads(THREADS, worker);
 	return 0;
 }

@@ -5,20 +5,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use context_reader_ebpf::layout::{CR_MAX_V1_LABELS, CR_MAX_V1_STRING, CR_MAX_V2_ATTRS};
-use context_reader_ebpf::rules::{
-    ProcessParams, SlotRule as KernelRule, V1Layout as KernelV1, V2Layout as KernelV2,
+pub use context_reader_ebpf::{EbpfError, Stats as KernelStats};
+use context_reader_ebpf::{
+    ProcessParams, Sample, SharedSampler, Trigger, CR_MAX_V1_LABELS, CR_MAX_V1_STRING,
+    CR_MAX_V2_ATTRS,
 };
-use context_reader_ebpf::sample::Sample;
-use context_reader_ebpf::shared::{SharedSampler, Trigger};
-pub use context_reader_ebpf::{error::EbpfError, sampler::Stats as KernelStats};
 
-use super::ptrace::{list_threads, thread_name};
+use super::procfs::{list_threads, thread_name};
 use crate::decode::process_ctx::ThreadKeyMap;
-use crate::decode::thread_ctx::RecordLayout;
 use crate::decode::v1::V1Limits;
 use crate::memory::{Memory, MemoryError};
-use crate::plan::{ReadPlan, SlotRule, V1Layout};
+use crate::plan::ReadPlan;
 use crate::read::{effective_layout, read_thread};
 use crate::snapshot::{ErrorKind, Format, ReadError, ThreadSnapshot};
 
@@ -72,39 +69,17 @@ impl Memory for SampleMemory<'_> {
     }
 }
 
-fn kernel_rule(rule: &SlotRule) -> KernelRule {
-    match *rule {
-        SlotRule::TpRelative { offset } => KernelRule::TpRelative { offset },
-        SlotRule::Dtv {
-            dtv,
-            module_id,
-            offset,
-        } => KernelRule::Dtv {
-            pointer_offset: dtv.pointer_offset,
-            entry_size: dtv.entry_size as u8,
-            glibc_counter: dtv.glibc_counter,
-            module_id,
-            offset,
-        },
-    }
-}
-
-/// The kernel reads one module per format: the one reported as `v1`/`v2`.
+/// The kernel reads one module per format: the one reported as `v1`/`v2`. The plan's rules are
+/// the kernel's (one vocabulary, `context-layout`): nothing is translated here.
 fn kernel_params(plan: &ReadPlan, keys: &ThreadKeyMap) -> ProcessParams {
     let mut params = ProcessParams::default();
     if let Some(v1) = plan.v1.first() {
-        params.v1 = kernel_rule(&v1.slot.rule);
-        params.v1_layout = match v1.layout {
-            V1Layout::Pointer => KernelV1::Pointer,
-            V1Layout::Inline => KernelV1::Inline,
-        };
+        params.v1 = Some(v1.slot.rule);
+        params.v1_layout = v1.layout;
     }
     if let Some(v2) = plan.v2.first() {
-        params.v2 = kernel_rule(&v2.slot.rule);
-        params.v2_layout = match effective_layout(v2.layout, keys) {
-            RecordLayout::Otep4947 => KernelV2::Otep4947,
-            RecordLayout::Draft => KernelV2::Draft,
-        };
+        params.v2 = Some(v2.slot.rule);
+        params.v2_layout = effective_layout(v2.layout, keys);
     }
     params
 }

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "ebpf")]
 pub mod ebpf;
+pub mod procfs;
 pub mod ptrace;
 #[allow(unsafe_code)] // the crate's one module of raw syscalls
 pub mod sys;

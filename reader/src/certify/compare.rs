@@ -1,6 +1,6 @@
 //! The one place that compares a reader's snapshot with a target's `expect` (conformance.md
 //! sections 3-4): [`compare`] walks `expect` key by key and reports every difference with its JSON
-//! path; churning threads (described by form, not by value) go through [`check_churn_thread`],
+//! path; churning threads (described by form, not by value) go through [`compare_churn_thread`],
 //! and a series of snapshots of a churning target through [`ChurnSeries`].
 #![forbid(unsafe_code)]
 
@@ -167,7 +167,7 @@ fn numbers_equal(a: &serde_json::Number, b: &serde_json::Number) -> bool {
 /// from `expect` is not compared, everything else exactly, arrays by length and element. The
 /// `threads` array is matched by `tid` (and its order checked) so a missing thread reads as one
 /// difference; a thread whose expectation has a `churn` key is checked by form with
-/// [`check_churn_thread`] instead of by value.
+/// [`compare_churn_thread`] instead of by value.
 pub fn compare(expect: &Value, observed: &Value) -> Report {
     let mut report = Report::default();
     compare_value(expect, observed, "$", &mut report);
@@ -229,7 +229,7 @@ impl<'a> ChurnSeries<'a> {
                 continue; // a missing thread is a difference of `compare`
             };
             let mut scratch = Report::default();
-            let (v1n, v2n) = check_churn_thread(form, thread, "", &mut scratch);
+            let (v1n, v2n) = compare_churn_thread(form, thread, "", &mut scratch);
             for (seen, prev, what) in [(v1n, &mut last.0, "v1"), (v2n, &mut last.1, "v2")] {
                 if let Some(n) = seen {
                     if n < *prev {
@@ -378,7 +378,7 @@ fn compare_threads(expect: &Value, observed: &Value, path: &str, report: &mut Re
                     m.remove("churn");
                 }
                 compare_value(&by_value, ot, &child, report);
-                check_churn_thread(&et["churn"], ot, &child, report);
+                compare_churn_thread(&et["churn"], ot, &child, report);
             }
             Some(ot) => compare_value(et, ot, &child, report),
         }
@@ -426,7 +426,7 @@ fn label_map(labels: &Value) -> Option<Vec<(String, String)>> {
 /// i.e. no process context publishes the key map), plus the attribute `span_id_attribute` equal to
 /// the span id when the form names one. `"v2": false` means the writer has no thread context: v2
 /// must be `null`. Returns the counters seen so callers can check monotonicity.
-pub fn check_churn_thread(
+pub fn compare_churn_thread(
     form: &Value,
     observed: &Value,
     path: &str,
@@ -638,23 +638,23 @@ mod tests {
             "attributes": [{"key": "churn.n", "value": "7"}, {"key": "churn.n3", "value": "21"}]});
         let mut r = Report::default();
         let counters =
-            check_churn_thread(&form, &churn_thread(2, 5, 15, good_v2.clone()), "$", &mut r);
+            compare_churn_thread(&form, &churn_thread(2, 5, 15, good_v2.clone()), "$", &mut r);
         assert!(r.ok(), "{}", r.render(5));
         assert_eq!(counters, (Some(5), Some(7)));
 
         let mut mixed_v2 = good_v2.clone();
         mixed_v2["span_id"] = json!("0000000000000006");
         let mut r = Report::default();
-        check_churn_thread(&form, &churn_thread(2, 5, 16, mixed_v2), "$", &mut r);
+        compare_churn_thread(&form, &churn_thread(2, 5, 16, mixed_v2), "$", &mut r);
         let paths: Vec<&str> = r.diffs.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(paths, vec!["$.v1", "$.v2"]);
 
         // A swapping writer is never caught half way: null v2 is wrong; in-place may be null.
         let mut r = Report::default();
-        check_churn_thread(&form, &churn_thread(2, 5, 15, Value::Null), "$", &mut r);
+        compare_churn_thread(&form, &churn_thread(2, 5, 15, Value::Null), "$", &mut r);
         assert_eq!(r.diffs.len(), 1);
         let mut r = Report::default();
-        check_churn_thread(
+        compare_churn_thread(
             &json!({"worker": 2, "v1": true, "v2": "in-place"}),
             &churn_thread(2, 5, 15, Value::Null),
             "$",
@@ -691,13 +691,14 @@ mod tests {
     fn churn_form_without_v2_requires_null_v2() {
         let form = json!({"worker": 1, "v1": true, "v2": false});
         let mut r = Report::default();
-        let counters = check_churn_thread(&form, &churn_thread(1, 4, 12, Value::Null), "$", &mut r);
+        let counters =
+            compare_churn_thread(&form, &churn_thread(1, 4, 12, Value::Null), "$", &mut r);
         assert!(r.ok(), "{}", r.render(5));
         assert_eq!(counters, (Some(4), None));
         let record = json!({"layout": "otep-4947", "trace_id": null, "span_id": null,
             "trace_flags": 0, "attributes": []});
         let mut r = Report::default();
-        check_churn_thread(&form, &churn_thread(1, 4, 12, record), "$", &mut r);
+        compare_churn_thread(&form, &churn_thread(1, 4, 12, record), "$", &mut r);
         let paths: Vec<&str> = r.diffs.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(paths, vec!["$.v2"]);
     }
@@ -714,15 +715,15 @@ mod tests {
         };
         let thread = |v2: Value| json!({"tid": 3, "v1": null, "v2": v2});
         let mut r = Report::default();
-        let counters = check_churn_thread(&form, &thread(v2("0000000000000009")), "$", &mut r);
+        let counters = compare_churn_thread(&form, &thread(v2("0000000000000009")), "$", &mut r);
         assert!(r.ok(), "{}", r.render(5));
         assert_eq!(counters, (None, Some(9)));
         let mut r = Report::default();
-        check_churn_thread(&form, &thread(v2("0000000000000008")), "$", &mut r);
+        compare_churn_thread(&form, &thread(v2("0000000000000008")), "$", &mut r);
         assert_eq!(r.diffs.len(), 1, "{}", r.render(5));
         // Without the form naming it, the extra attribute makes the record inconsistent.
         let mut r = Report::default();
-        check_churn_thread(
+        compare_churn_thread(
             &json!({"worker": 1, "v1": false, "v2": "in-place"}),
             &thread(v2("0000000000000009")),
             "$",

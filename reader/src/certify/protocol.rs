@@ -85,6 +85,8 @@ pub struct RunningTarget {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// Disconnected once the stderr reader has seen end of file.
+    stderr_closed: Receiver<()>,
     description: String,
 }
 
@@ -124,7 +126,10 @@ impl RunningTarget {
         });
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&stderr);
+        let (stderr_open, stderr_closed) = mpsc::channel::<()>();
         std::thread::spawn(move || {
+            // Dropped when this thread ends, which tells `stderr_after_exit` all is collected.
+            let _open = stderr_open;
             let mut chunk = [0u8; 4096];
             while let Ok(n) = stderr_pipe.read(&mut chunk) {
                 if n == 0 {
@@ -143,6 +148,7 @@ impl RunningTarget {
             stdin,
             lines,
             stderr,
+            stderr_closed,
             description,
         })
     }
@@ -162,6 +168,13 @@ impl RunningTarget {
             .lock()
             .map(|s| String::from_utf8_lossy(&s).into_owned())
             .unwrap_or_default()
+    }
+
+    /// What the target wrote to stderr, once it has exited or was killed: waits (briefly: a child
+    /// of the target may still hold the pipe) until the stderr reader has collected everything.
+    fn stderr_after_exit(&self) -> String {
+        let _ = self.stderr_closed.recv_timeout(Duration::from_secs(1));
+        self.stderr_text()
     }
 
     /// Waits for the `CONTEXT-READY` line; other stdout lines are ignored.
@@ -188,7 +201,7 @@ impl RunningTarget {
                     return Err(format!(
                         "{}: no CONTEXT-READY within {timeout:?} (killed); stderr: {}",
                         self.description,
-                        self.stderr_text()
+                        self.stderr_after_exit()
                     ));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -204,7 +217,7 @@ impl RunningTarget {
                     return Err(format!(
                         "{}: stdout closed before CONTEXT-READY ({exit}); stderr: {}",
                         self.description,
-                        self.stderr_text()
+                        self.stderr_after_exit()
                     ));
                 }
             }

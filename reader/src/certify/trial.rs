@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::compare::{compare, has_churn, ChurnSeries, Report};
 use super::protocol::RunningTarget;
-use crate::snapshot::BackendKind;
+use crate::snapshot::Backend;
 use crate::{Session, SnapshotOptions};
 
 /// How a trial ended.
@@ -52,13 +52,13 @@ pub struct TrialOptions {
 impl TrialOptions {
     /// The suite's defaults for `backend`: 60 s to READY, 20 s to exit, 25 churn snapshots with
     /// ptrace and 3 with eBPF (each eBPF snapshot is a sampling window).
-    pub fn for_backend(backend: BackendKind) -> Self {
+    pub fn for_backend(backend: Backend) -> Self {
         TrialOptions {
             ready_timeout: Duration::from_secs(60),
             exit_timeout: Duration::from_secs(20),
             churn_snapshots: match backend {
-                BackendKind::Ptrace => 25,
-                BackendKind::Ebpf => 3,
+                Backend::Ptrace => 25,
+                Backend::Ebpf => 3,
             },
         }
     }
@@ -129,7 +129,7 @@ impl TrialOutcome {
 /// name `expect` gets as its `backend` when the writer left it out.
 pub fn run_trial(
     cmd: Command,
-    backend: BackendKind,
+    backend: Backend,
     opts: &TrialOptions,
     read: &mut dyn FnMut(ReadRequest) -> Result<Value, String>,
 ) -> TrialOutcome {
@@ -155,7 +155,7 @@ pub fn run_trial(
 
 fn run(
     cmd: Command,
-    backend: BackendKind,
+    backend: Backend,
     opts: &TrialOptions,
     read: &mut dyn FnMut(ReadRequest) -> Result<Value, String>,
     outcome: &mut TrialOutcome,
@@ -180,7 +180,7 @@ fn run(
     let mut expect = ready.expect;
     if let Some(obj) = expect.as_object_mut() {
         obj.entry("backend")
-            .or_insert_with(|| Value::String(backend_name(backend).to_string()));
+            .or_insert_with(|| Value::String(backend.to_string()));
     }
     outcome.expect = expect;
     let expect = &outcome.expect;
@@ -219,12 +219,4 @@ fn run(
     }
     outcome.verdict = Verdict::Pass;
     Ok(())
-}
-
-/// `ptrace` or `ebpf`, as snapshots and reports name backends.
-pub fn backend_name(backend: BackendKind) -> &'static str {
-    match backend {
-        BackendKind::Ptrace => "ptrace",
-        BackendKind::Ebpf => "ebpf",
-    }
 }

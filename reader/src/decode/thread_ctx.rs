@@ -10,22 +10,12 @@ use crate::snapshot::{
     ThreadContextLayout,
 };
 
-/// OTEP 4947 header: trace_id[16] span_id[8] valid:u8 trace_flags:u8 attrs_data_size:u16.
-pub const OTEP_HEADER_SIZE: usize = 28;
-pub const OTEP_VALID_OFFSET: u64 = 24;
-/// Draft header: trace_id[16] span_id[8] root_span_id[8] valid:u8 attrs_count:u8.
-pub const DRAFT_HEADER_SIZE: usize = 34;
-pub const DRAFT_VALID_OFFSET: u64 = 32;
-
-/// Which record layout a thread-context symbol points to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordLayout {
-    /// The final 28-byte header (also R2/R3 writers of `custom_labels_current_set_v2`).
-    Otep4947,
-    /// R0/R1 34-byte header with root_span_id and an entry count.
-    Draft,
-}
+/// The header layouts (shared with the eBPF sampler) and which one a symbol points to.
+pub use context_layout::thread_ctx::{
+    DRAFT_COUNT_OFFSET, DRAFT_HEADER_SIZE, DRAFT_VALID_OFFSET, OTEP_HEADER_SIZE, OTEP_SIZE_OFFSET,
+    OTEP_VALID_OFFSET,
+};
+pub use context_layout::RecordLayout;
 
 fn err(kind: ErrorKind, detail: String) -> ReadError {
     ReadError::new(Format::V2, kind, detail)
@@ -56,10 +46,11 @@ fn decode_otep(mem: &dyn Memory, record: u64, key_map: &[Option<Bytes>]) -> Deco
         Err(e) => return Decoded::err(err(ErrorKind::Unreadable, format!("record header: {e}"))),
     };
     let header: [u8; OTEP_HEADER_SIZE] = buf[..OTEP_HEADER_SIZE].try_into().expect("28 bytes");
-    if header[24] != 1 {
+    if header[OTEP_VALID_OFFSET as usize] != 1 {
         return Decoded::none(); // valid != 1: the writer says "ignore me"; legal
     }
-    let attrs_size = u16::from_le_bytes([header[26], header[27]]) as usize;
+    let size_at = OTEP_SIZE_OFFSET as usize;
+    let attrs_size = u16::from_le_bytes([header[size_at], header[size_at + 1]]) as usize;
     let attrs = if OTEP_HEADER_SIZE + attrs_size <= got {
         buf[OTEP_HEADER_SIZE..OTEP_HEADER_SIZE + attrs_size].to_vec()
     } else {
@@ -118,10 +109,10 @@ fn decode_draft(
             format!("draft record header: {e}"),
         ));
     }
-    if header[32] != 1 {
+    if header[DRAFT_VALID_OFFSET as usize] != 1 {
         return Decoded::none();
     }
-    let count = header[33];
+    let count = header[DRAFT_COUNT_OFFSET as usize];
     let mut errors = Vec::new();
     let mut entries = BTreeMap::new();
     let mut at = record.wrapping_add(DRAFT_HEADER_SIZE as u64); // header read: no wrap

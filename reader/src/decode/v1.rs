@@ -8,16 +8,8 @@ use crate::snapshot::{
     push_bounded, sort_labels, Bytes, ErrorKind, Format, Label, ReadError, V1Labels,
 };
 
-/// `custom_labels_string_t`: `{len: size_t, buf: *const u8}`.
-pub const STRING_SIZE: u64 = 16;
-/// `custom_labels_label_t`: key string then value string.
-pub const LABEL_SIZE: u64 = 2 * STRING_SIZE;
-/// `custom_labels_labelset_t`: `{storage, count, capacity}`.
-pub const LABELSET_SIZE: usize = 24;
-/// The v0 TLS object itself: `{storage, count}`.
-pub const V0_INLINE_SIZE: usize = 16;
-
-const _: () = assert!(LABEL_SIZE == 32);
+/// The layouts, shared with the eBPF sampler.
+pub use context_layout::v1::{LABELSET_SIZE, LABEL_SIZE, STRING_SIZE, V0_INLINE_SIZE};
 
 /// Upper bound of one storage-array read, whatever `V1Limits` says.
 const MAX_ARRAY_BYTES: u64 = 1 << 30;

@@ -96,7 +96,7 @@ pub struct TlsReloc {
     pub addend: i64,
 }
 
-/// Everything discovery and `check` use from one ELF file.
+/// Everything discovery and the ELF lint (`lint.rs`) use from one ELF file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ElfModule {
     pub arch: Arch,
@@ -140,31 +140,65 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
         elf::EM_AARCH64 => Arch::Aarch64,
         m => return Err(ElfError::Machine(m)),
     };
-    let mut tls = None;
-    let mut first_load = None;
-    let mut interp = None;
+    let segments = segments(&file, data);
+    let (symbols, static_libc) = context_symbols(&file);
+    let (soname, pie_flag) = dynamic_entries(&file, data);
+    Ok(ElfModule {
+        arch,
+        is_dyn: header.e_type(endian) == elf::ET_DYN,
+        interp: segments.interp,
+        has_dynsym: file.dynamic_symbol_table().is_some(),
+        soname,
+        pie_flag,
+        tls: segments.tls,
+        first_load: segments.first_load.unwrap_or((0, 0)),
+        symbols,
+        tls_relocs: tls_relocations(&file, arch),
+        static_libc,
+    })
+}
+
+/// What the program headers say: `PT_TLS`, the first `PT_LOAD`, `PT_INTERP`.
+struct Segments {
+    tls: Option<TlsSegment>,
+    first_load: Option<(u64, u64)>,
+    interp: Option<String>,
+}
+
+fn segments(file: &ElfFile64<Endianness>, data: &[u8]) -> Segments {
+    let endian = file.endian();
+    let mut found = Segments {
+        tls: None,
+        first_load: None,
+        interp: None,
+    };
     for ph in file.elf_program_headers() {
         match ph.p_type(endian) {
             elf::PT_TLS => {
-                tls = Some(TlsSegment {
+                found.tls = Some(TlsSegment {
                     vaddr: ph.p_vaddr(endian),
                     memsz: ph.p_memsz(endian),
                     filesz: ph.p_filesz(endian),
                     align: ph.p_align(endian).max(1),
                 })
             }
-            elf::PT_LOAD if first_load.is_none() => {
-                first_load = Some((ph.p_vaddr(endian), ph.p_offset(endian)))
+            elf::PT_LOAD if found.first_load.is_none() => {
+                found.first_load = Some((ph.p_vaddr(endian), ph.p_offset(endian)))
             }
             elf::PT_INTERP => {
                 let path = ph.data(endian, data).unwrap_or_default();
                 let path = path.split(|b| *b == 0).next().unwrap_or_default();
-                interp = Some(String::from_utf8_lossy(path).into_owned());
+                found.interp = Some(String::from_utf8_lossy(path).into_owned());
             }
             _ => {}
         }
     }
+    found
+}
 
+/// The context symbols defined in `.dynsym`, then those only in `.symtab` (one entry per name),
+/// and the libc a static file carries, guessed from `.symtab`.
+fn context_symbols(file: &ElfFile64<Endianness>) -> (Vec<SymbolInfo>, Option<Libc>) {
     let mut symbols: Vec<SymbolInfo> = Vec::new();
     let dynsym = file.dynamic_symbol_table();
     let symtab = file.symbol_table();
@@ -198,32 +232,43 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
             });
         }
     }
+    (symbols, static_libc)
+}
 
+/// The TLS relocations of the dynamic relocation sections (`.rela.dyn` and `.rela.plt`).
+fn tls_relocations(file: &ElfFile64<Endianness>, arch: Arch) -> Vec<TlsReloc> {
+    let dynsym = file.dynamic_symbol_table();
     let mut tls_relocs = Vec::new();
-    if let Some(relocs) = file.dynamic_relocations() {
-        for (offset, reloc) in relocs {
-            let RelocationFlags::Elf { r_type } = reloc.flags() else {
-                continue;
-            };
-            let Some(kind) = TlsRelocKind::from_type(arch, r_type) else {
-                continue;
-            };
-            let symbol = match reloc.target() {
-                RelocationTarget::Symbol(idx) if idx.0 != 0 => dynsym
-                    .as_ref()
-                    .and_then(|t| t.symbol_by_index(idx).ok())
-                    .and_then(|s| s.name().ok().map(str::to_string)),
-                _ => None,
-            };
-            tls_relocs.push(TlsReloc {
-                kind,
-                symbol,
-                offset,
-                addend: reloc.addend(),
-            });
-        }
+    let Some(relocs) = file.dynamic_relocations() else {
+        return tls_relocs;
+    };
+    for (offset, reloc) in relocs {
+        let RelocationFlags::Elf { r_type } = reloc.flags() else {
+            continue;
+        };
+        let Some(kind) = TlsRelocKind::from_type(arch, r_type) else {
+            continue;
+        };
+        let symbol = match reloc.target() {
+            RelocationTarget::Symbol(idx) if idx.0 != 0 => dynsym
+                .as_ref()
+                .and_then(|t| t.symbol_by_index(idx).ok())
+                .and_then(|s| s.name().ok().map(str::to_string)),
+            _ => None,
+        };
+        tls_relocs.push(TlsReloc {
+            kind,
+            symbol,
+            offset,
+            addend: reloc.addend(),
+        });
     }
+    tls_relocs
+}
 
+/// `DT_SONAME` and whether `DT_FLAGS_1` has `DF_1_PIE`.
+fn dynamic_entries(file: &ElfFile64<Endianness>, data: &[u8]) -> (Option<String>, bool) {
+    let endian = file.endian();
     let dynamic = file
         .elf_section_table()
         .dynamic(endian, data)
@@ -245,18 +290,5 @@ pub fn inspect(data: &[u8]) -> Result<ElfModule, ElfError> {
             d.d_tag(endian) as u32 == elf::DT_FLAGS_1 && d.d_val(endian) as u32 & elf::DF_1_PIE != 0
         })
     });
-
-    Ok(ElfModule {
-        arch,
-        is_dyn: header.e_type(endian) == elf::ET_DYN,
-        interp,
-        has_dynsym: dynsym.is_some(),
-        soname,
-        pie_flag,
-        tls,
-        first_load: first_load.unwrap_or((0, 0)),
-        symbols,
-        tls_relocs,
-        static_libc,
-    })
+    (soname, pie_flag)
 }

@@ -70,12 +70,6 @@ pub fn parse_maps(text: &str) -> Result<Vec<Mapping>, procfs::ProcError> {
         .collect())
 }
 
-pub fn read_maps(pid: i32) -> std::io::Result<Vec<Mapping>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
-    parse_maps(&text)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

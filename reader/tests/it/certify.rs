@@ -113,7 +113,9 @@ fn a_wrong_expect_fails_at_its_json_path() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("ptrace: FAIL sh-writer"), "{text}");
     assert!(
-        text.contains(r#"$.process_context: expected {"version":2}, observed null"#),
+        text.contains(
+            r#"$.process_context [pc-locate-mapping, pc-validate-header, pc-timestamp-nonzero]: expected {"version":2}, observed null"#
+        ),
         "{text}"
     );
     assert_none_running(&pids);

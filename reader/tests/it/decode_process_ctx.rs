@@ -14,10 +14,9 @@ use context_reader::decode::thread_ctx::{decode_record, RecordLayout};
 use context_reader::decode::v1::{decode_v1_set, V1Limits};
 use context_reader::memory::ImageMemory;
 use context_reader::plan::{ContextMapping, ReadPlan};
-use context_reader::session::read_process_context;
+use context_reader::read::read_process_context;
 use context_reader::snapshot::{
-    BackendKind, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot,
-    MAX_ERRORS_PER_FORMAT,
+    Backend, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot, MAX_ERRORS_PER_FORMAT,
 };
 use proptest::prelude::*;
 use prost::Message;
@@ -840,7 +839,7 @@ fn full_snapshot() {
     let main = ThreadSnapshot::new(1234, Bytes::from("checkout"));
     let mut snap = Snapshot {
         pid: 1234,
-        backend: BackendKind::Ptrace,
+        backend: Backend::Ptrace,
         process_context: Some(c.context),
         threads: vec![worker, main],
         errors: vec![],

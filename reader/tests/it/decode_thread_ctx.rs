@@ -7,7 +7,7 @@ use context_reader::decode::thread_ctx::{decode_record, RecordLayout};
 use context_reader::decode::Decoded;
 use context_reader::memory::ImageMemory;
 use context_reader::snapshot::{
-    Attribute, BackendKind, Bytes, ErrorKind, Format, Snapshot, ThreadContext, ThreadContextLayout,
+    Attribute, Backend, Bytes, ErrorKind, Format, Snapshot, ThreadContext, ThreadContextLayout,
     ThreadSnapshot,
 };
 use proptest::prelude::*;
@@ -536,7 +536,7 @@ fn snapshot_of_thread_context_threads() {
     threads.reverse();
     let mut snap = Snapshot {
         pid: 2001,
-        backend: BackendKind::Ptrace,
+        backend: Backend::Ptrace,
         process_context: None,
         threads,
         errors: vec![],

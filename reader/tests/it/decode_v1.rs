@@ -9,7 +9,7 @@ use context_reader::memory::ImageMemory;
 use context_reader::plan::{ReadPlan, Resolution, SlotPlan, SlotRule, V1Layout, V1Plan};
 use context_reader::read::read_thread;
 use context_reader::snapshot::{
-    BackendKind, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot, V1Labels,
+    Backend, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot, V1Labels,
     MAX_ERRORS_PER_FORMAT,
 };
 use proptest::prelude::*;
@@ -505,7 +505,7 @@ fn snapshot_of_v1_threads() {
     );
     let mut snap = Snapshot {
         pid: 1001,
-        backend: BackendKind::Ptrace,
+        backend: Backend::Ptrace,
         process_context: None,
         threads,
         errors: vec![],
@@ -718,7 +718,7 @@ fn snapshot_of_200_threads_with_4096_bad_labels_each_is_bounded() {
         .collect();
     let mut snap = Snapshot {
         pid: 1,
-        backend: BackendKind::Ptrace,
+        backend: Backend::Ptrace,
         process_context: None,
         threads,
         errors: vec![],

@@ -1,7 +1,7 @@
 //! The eBPF backend over a live, busy writer: the snapshot must equal what the writer published,
 //! and equal the ptrace snapshot of the same process, thread by thread (needs root).
 
-use context_reader::snapshot::BackendKind;
+use context_reader::snapshot::Backend;
 use context_reader::{take_snapshot, SnapshotOptions};
 use serde_json::Value;
 
@@ -33,7 +33,7 @@ fn ebpf_snapshot_equals_what_was_published_and_the_ptrace_snapshot(
     let exe = build_writer(libc, placement);
     let writer = Writer::start_with(&exe, &["--busy"]);
     let opts = SnapshotOptions {
-        backend: BackendKind::Ebpf,
+        backend: Backend::Ebpf,
         ..SnapshotOptions::default()
     };
     let ebpf = comparable(
@@ -88,7 +88,7 @@ fn ebpf_snapshot_keeps_what_was_sampled_when_the_process_exits_during_the_window
     let writer = Writer::start_with(&exe, &["--busy"]);
     let pid = writer.pid();
     let opts = SnapshotOptions {
-        backend: BackendKind::Ebpf,
+        backend: Backend::Ebpf,
         // Far longer than the kill delay: the main thread blocks on stdin and is never sampled,
         // so only the exit can end this window early.
         ebpf: EbpfOptions {

@@ -36,8 +36,7 @@ use context_reader::plan::{ReadPlan, Resolution, SlotPlan, SlotRule, V1Layout, V
 use context_reader::read::read_thread;
 use context_reader::render;
 use context_reader::snapshot::{
-    BackendKind, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot,
-    MAX_ERRORS_PER_FORMAT,
+    Backend, Bytes, ErrorKind, Format, ReadError, Snapshot, ThreadSnapshot, MAX_ERRORS_PER_FORMAT,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -268,7 +267,7 @@ fn check_rendering(
 ) -> Result<(), TestCaseError> {
     let mut snap = Snapshot {
         pid: 1,
-        backend: BackendKind::Ptrace,
+        backend: Backend::Ptrace,
         process_context,
         threads: vec![thread],
         errors: vec![],
@@ -835,7 +834,7 @@ fn mutate(seed: &[u8], ranges: &[(usize, usize)], mutations: &[Mutation]) -> Vec
     data
 }
 
-/// Inspection, then everything that uses its result: `check`, load bias, discovery and reads.
+/// Inspection, then everything that uses its result: the ELF lint, load bias, discovery and reads.
 fn inspect_and_use(
     data: &[u8],
     bias: u64,
@@ -846,7 +845,7 @@ fn inspect_and_use(
     let Ok(elf) = inspect(data) else {
         return Ok(());
     };
-    let report = context_reader::check::check_module("/fuzz/libcustomlabels.so", data, &elf);
+    let report = context_reader::lint::lint_module("/fuzz/libcustomlabels.so", data, &elf);
     let _ = serde_json::to_string(&report).expect("reports serialise");
     let mem = FuzzMemory::new(image);
     let modules = modules_from(vec![(elf.clone(), bias, true), (elf, bias ^ 0x1000, false)]);
