@@ -4,5 +4,5 @@
 pub mod ebpf;
 pub mod procfs;
 pub mod ptrace;
-#[allow(unsafe_code)] // the crate's one module of raw syscalls
-pub mod sys;
+// `super::sys` for the ptrace backend, until it names `crate::sys` itself.
+pub(crate) use crate::sys;
