@@ -7,13 +7,22 @@ fn main() {
     let src = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"))
         .join("c/target.c");
     println!("cargo:rerun-if-changed={}", src.display());
+    // The header it shares with the reader's integration-test writer.
+    let shared = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"))
+        .join("../reader/tests/it/c");
+    println!(
+        "cargo:rerun-if-changed={}",
+        shared.join("ctx_writer.h").display()
+    );
     let exe = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("bench-target");
     let tool = cc::Build::new()
         .cargo_metadata(false)
         .cargo_warnings(false)
         .get_compiler();
     let mut cmd = tool.to_command();
-    cmd.args(["-O2", "-g", "-pthread", "-Wall", "-o"])
+    cmd.args(["-O2", "-g", "-pthread", "-Wall"])
+        .arg(format!("-I{}", shared.display()))
+        .arg("-o")
         .arg(&exe)
         .arg(&src);
     let out = cmd

@@ -19,9 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct { size_t len; const unsigned char *buf; } cl_string;
-typedef struct { cl_string key, value; } cl_label;
-typedef struct { cl_label *storage; size_t count, capacity; } cl_labelset;
+#include "ctx_writer.h" /* from reader/tests/it/c (build.rs adds -I) */
+
 
 /* The context symbols, in the executable's static TLS block (local-exec from here, initial-exec
  * / TP-relative for a reader). */
@@ -39,17 +38,6 @@ static const char *const attr_keys[ATTRS] = {"http.route", "user.id", "tenant", 
                                              "request.id", "feature"};
 
 /* ---- OTEP 4719 process context (protobuf written by hand; every length < 128) ---- */
-static unsigned char pb[1024];
-static size_t pb_len;
-static void put(const void *p, size_t n) { memcpy(pb + pb_len, p, n); pb_len += n; }
-static void byte(unsigned char b) { put(&b, 1); }
-static void kv_string(unsigned char tag, const char *k, const char *v) {
-    size_t kl = strlen(k), vl = strlen(v);
-    byte(tag); byte((unsigned char)(2 + kl + 2 + 2 + vl));
-    byte(0x0a); byte((unsigned char)kl); put(k, kl);
-    byte(0x12); byte((unsigned char)(2 + vl)); byte(0x0a); byte((unsigned char)vl); put(v, vl);
-}
-
 static void publish_process_context(void) {
     unsigned char res[64], arr[256];
     size_t save, an = 0;
@@ -70,21 +58,7 @@ static void publish_process_context(void) {
     byte(0x0a); byte((unsigned char)kl); put(k, kl);
     byte(0x12); byte((unsigned char)(2 + an)); byte(0x2a); byte((unsigned char)an); put(arr, an);
 
-    int fd = memfd_create("OTEL_CTX", MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, 4096) != 0) { perror("memfd"); exit(1); }
-    unsigned char *hdr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    if (hdr == MAP_FAILED) { perror("mmap"); exit(1); }
-    close(fd);
-    unsigned char *payload = malloc(pb_len);
-    memcpy(payload, pb, pb_len);
-    uint32_t version = 2, size = (uint32_t)pb_len;
-    uint64_t addr = (uint64_t)(uintptr_t)payload, ts;
-    struct timespec t; clock_gettime(CLOCK_BOOTTIME, &t);
-    ts = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-    memcpy(hdr, "OTEL_CTX", 8); memcpy(hdr + 8, &version, 4); memcpy(hdr + 12, &size, 4);
-    memcpy(hdr + 24, &addr, 8);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    memcpy(hdr + 16, &ts, 8);
+    publish_payload();
 }
 
 /* ---- workers ---- */
@@ -93,11 +67,6 @@ static counter_t counters[MAX_THREADS];
 static pthread_barrier_t ready, done_barrier;
 static int busy, nthreads = 2;
 static volatile int stopping;
-
-static cl_string str(const char *s) {
-    cl_string r = {strlen(s), (const unsigned char *)strdup(s)};
-    return r;
-}
 
 static void publish_thread_context(int i) {
     static const char *const keys[LABELS] = {"worker", "customer", "endpoint", "shard",

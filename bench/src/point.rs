@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use context_reader::backend::sys;
 use context_reader::snapshot::{Backend, ErrorKind, Snapshot};
+use context_reader::sys;
 use context_reader::{ReaderError, Session, SnapshotOptions};
 use serde::{Deserialize, Serialize};
 

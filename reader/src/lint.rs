@@ -218,7 +218,7 @@ fn read_u32_at_vaddr(data: &[u8], vaddr: u64) -> Option<u32> {
 
 pub fn lint_file(path: &str) -> Result<LintReport, String> {
     let data = std::fs::File::open(path)
-        .and_then(|f| crate::backend::sys::map_file(&f))
+        .and_then(|f| crate::sys::map_file(&f))
         .map_err(|e| format!("{path}: {e}"))?;
     let m = elf::inspect(&data).map_err(|e| format!("{path}: {e}"))?;
     Ok(lint_module(path, &data, &m))

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use context_reader::backend::sys;
+use context_reader::sys;
 use context_reader::Backend;
 use context_reader::{render, ReaderError, Session, SnapshotOptions, SnapshotStats};
 

@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use crate::backend::procfs::{live_task, process_exited};
 use crate::backend::ptrace::{walk_threads, Fault, StopStats, ThreadCache, WalkError};
-use crate::backend::sys::{self, ProcessMemory};
 use crate::decode::process_ctx::DEFAULT_MAX_PAYLOAD;
 use crate::decode::v1::V1Limits;
 use crate::discovery::{self, maps};
 use crate::plan::ReadPlan;
 use crate::read::{read_process_context, read_thread};
 use crate::snapshot::{extend_bounded, Backend, Snapshot};
+use crate::sys::{self, ProcessMemory};
 
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {

@@ -45,7 +45,7 @@ pub fn preload() -> Result<Option<Duration>, EbpfError> {
     if SharedSampler::global_is_loaded() {
         return Ok(None);
     }
-    let _realtime = super::sys::raise_to_realtime();
+    let _realtime = crate::sys::raise_to_realtime();
     SharedSampler::global().map(|shared| Some(shared.load_time()))
 }
 

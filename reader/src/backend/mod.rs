@@ -4,5 +4,3 @@
 pub mod ebpf;
 pub mod procfs;
 pub mod ptrace;
-#[allow(unsafe_code)] // the crate's one module of raw syscalls
-pub mod sys;

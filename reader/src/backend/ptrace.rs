@@ -16,8 +16,8 @@ use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::procfs::{list_threads, process_exited, read_stat, stat_path, thread_name, ThreadStat};
-use super::sys;
 use crate::snapshot::{Bytes, ErrorKind, Format, ReadError, ThreadSnapshot};
+use crate::sys;
 
 /// Rounds of re-listing `/proc/PID/task` before threads created meanwhile are given up on.
 const MAX_LISTING_ROUNDS: usize = 16;
@@ -405,7 +405,7 @@ impl Default for ThreadCache {
     fn default() -> Self {
         ThreadCache {
             threads: HashMap::new(),
-            fd_budget: (super::sys::open_file_limit() / 4) as usize,
+            fd_budget: (sys::open_file_limit() / 4) as usize,
             open_files: 0,
         }
     }

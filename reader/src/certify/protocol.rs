@@ -35,7 +35,7 @@ const MAX_QUEUED_LINES: usize = 1024;
 const POLL: Duration = Duration::from_millis(50);
 
 fn interrupted() -> bool {
-    crate::backend::sys::interrupted()
+    crate::sys::interrupted()
 }
 
 impl Ready {

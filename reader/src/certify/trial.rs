@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::compare::{compare, has_churn, ChurnSeries, Report};
 use super::protocol::RunningTarget;
 use crate::snapshot::Backend;
-use crate::{Session, SnapshotOptions};
+use crate::session::{Session, SnapshotOptions};
 
 /// How a trial ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -87,7 +87,7 @@ fn read_module_file(pid: i32, path: &str, mappings: &[&Mapping]) -> Option<memma
         let m = mappings.first()?;
         std::fs::File::open(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end)).ok()
     })?;
-    crate::backend::sys::map_file(&file).ok()
+    crate::sys::map_file(&file).ok()
 }
 
 /// bias = start of the mapping of the first `PT_LOAD` minus its page-aligned `p_vaddr`.

@@ -6,5 +6,6 @@ mod decode_v1;
 mod ebpf;
 mod fixtures;
 mod fuzz;
+mod layers;
 mod ptrace;
 mod writer;

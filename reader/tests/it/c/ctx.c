@@ -1,11 +1,10 @@
 /* The context symbols of the integration-test writer; linked into the executable or built as
  * libcustomlabels-it.so (TLSDESC). */
+#define _GNU_SOURCE
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct { size_t len; const unsigned char *buf; } cl_string;
-typedef struct { cl_string key, value; } cl_label;
-typedef struct { cl_label *storage; size_t count, capacity; } cl_labelset;
+#include "ctx_writer.h"
 
 __attribute__((visibility("default"), used, retain)) uint32_t custom_labels_abi_version = 1;
 __attribute__((visibility("default"), used, retain)) __thread cl_labelset *custom_labels_current_set;

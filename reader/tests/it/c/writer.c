@@ -15,22 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct { size_t len; const unsigned char *buf; } cl_string;
-typedef struct { cl_string key, value; } cl_label;
-typedef struct { cl_label *storage; size_t count, capacity; } cl_labelset;
-void it_set_context(cl_labelset *set, void *record);
+#include "ctx_writer.h"
 
-static unsigned char pb[512];
-static size_t pb_len;
-static void put(const void *p, size_t n) { memcpy(pb + pb_len, p, n); pb_len += n; }
-static void byte(unsigned char b) { put(&b, 1); }
-/* KeyValue{key, AnyValue{string}} as a field with the given tag; all lengths < 128. */
-static void kv_string(unsigned char tag, const char *k, const char *v) {
-    size_t kl = strlen(k), vl = strlen(v);
-    byte(tag); byte((unsigned char)(2 + kl + 2 + 2 + vl));
-    byte(0x0a); byte((unsigned char)kl); put(k, kl);
-    byte(0x12); byte((unsigned char)(2 + vl)); byte(0x0a); byte((unsigned char)vl); put(v, vl);
-}
+void it_set_context(cl_labelset *set, void *record);
 
 static void publish_process_context(void) {
     /* ProcessContext{resource: Resource{attributes: [service.name]}, attributes: [...]} */
@@ -48,20 +35,7 @@ static void publish_process_context(void) {
     byte(0x0a); byte((unsigned char)kl); put(k, kl);
     byte(0x12); byte((unsigned char)(2 + sizeof arr)); byte(0x2a); byte((unsigned char)sizeof arr); put(arr, sizeof arr);
 
-    int fd = memfd_create("OTEL_CTX", MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, 4096) != 0) { perror("memfd"); exit(1); }
-    unsigned char *hdr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    close(fd);
-    unsigned char *payload = malloc(pb_len);
-    memcpy(payload, pb, pb_len);
-    uint32_t version = 2, size = (uint32_t)pb_len;
-    uint64_t addr = (uint64_t)(uintptr_t)payload, ts;
-    struct timespec t; clock_gettime(CLOCK_BOOTTIME, &t);
-    ts = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-    memcpy(hdr, "OTEL_CTX", 8); memcpy(hdr + 8, &version, 4); memcpy(hdr + 12, &size, 4);
-    memcpy(hdr + 24, &addr, 8);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    memcpy(hdr + 16, &ts, 8);
+    publish_payload();
 }
 
 static pthread_barrier_t ready, done_barrier;
@@ -70,8 +44,6 @@ static volatile int stopping;
 #define MAX_THREADS 1024
 static pid_t tids[MAX_THREADS];
 static int nthreads = 2;
-
-static cl_string str(const char *s) { cl_string r = { strlen(s), (const unsigned char *)strdup(s) }; return r; }
 
 static void *worker(void *arg) {
     int i = (int)(intptr_t)arg;
