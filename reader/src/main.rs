@@ -28,6 +28,29 @@ struct Cli {
 enum Command {
     /// Lint writer binaries or DSOs: can a reader find and resolve their context symbols?
     Check(CheckArgs),
+    /// Read the context of every thread of a core file (gcore's or the kernel's).
+    Core(CoreArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CoreArgs {
+    /// The core file.
+    core: std::path::PathBuf,
+    /// Where the files the core maps (its NT_FILE paths) are: a copy of the crashed machine's
+    /// root, or `/` for a core of this machine. Each is checked against the core's build id.
+    #[arg(long, default_value = "/")]
+    sysroot: std::path::PathBuf,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// Only these threads (comma-separated tids).
+    #[arg(long, value_delimiter = ',')]
+    threads: Option<Vec<i32>>,
+    /// Largest process-context payload accepted, in bytes.
+    #[arg(long, default_value_t = context_reader::decode::process_ctx::DEFAULT_MAX_PAYLOAD)]
+    max_payload: u32,
+    /// Also print the read plan (modules, symbols, access models, slot rules) on stderr.
+    #[arg(long)]
+    verbose: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -122,6 +145,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Check(args)) => check(&args),
+        Some(Command::Core(args)) => core(&args),
         None => read(cli.read),
     }
 }
@@ -207,6 +231,37 @@ fn read(args: ReadArgs) -> ExitCode {
             std::thread::sleep(Duration::from_millis(20).min(args.interval));
         }
     }
+}
+
+fn core(args: &CoreArgs) -> ExitCode {
+    let opts = SnapshotOptions {
+        backend: BackendKind::Core,
+        threads: args.threads.clone(),
+        max_payload: args.max_payload,
+        ..SnapshotOptions::default()
+    };
+    let (snapshot, plan) =
+        match context_reader::session::snapshot_core(&args.core, &args.sysroot, &opts) {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+    if args.verbose {
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&plan).unwrap_or_default()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    let printed = match args.format {
+        OutputFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&snapshot).expect("snapshots serialise")
+        ),
+        OutputFormat::Text => write!(out, "{}", render::text(&snapshot)),
+    };
+    let _ = printed.and_then(|_| out.flush());
+    ExitCode::SUCCESS
 }
 
 fn print_stats(stats: &SnapshotStats) {

@@ -49,6 +49,8 @@ impl Serialize for Bytes {
 pub enum BackendKind {
     Ptrace,
     Ebpf,
+    /// Read from a core file (`context-reader core`).
+    Core,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,6 +94,9 @@ pub enum ErrorKind {
     /// Several candidates are valid (e.g. two context mappings); the detail names the one
     /// reported and the one ignored.
     Ambiguous,
+    /// A file under the sysroot is not the build the core file mapped (another build id or
+    /// another machine).
+    BuildIdMismatch,
     /// Stands for the errors of one format beyond `MAX_ERRORS_PER_FORMAT` in one list; the detail
     /// says how many.
     Omitted,
