@@ -21,6 +21,8 @@ pub fn is_placement_scenario(scenario: &str) -> bool {
 pub enum Backend {
     Ptrace,
     Ebpf,
+    /// A core of the running target (`gcore`), read with `context-reader core`.
+    Core,
 }
 
 impl Backend {
@@ -28,6 +30,7 @@ impl Backend {
         match self {
             Backend::Ptrace => "ptrace",
             Backend::Ebpf => "ebpf",
+            Backend::Core => "core",
         }
     }
 
@@ -49,6 +52,7 @@ impl Backend {
         match name {
             "ptrace" => Some(Backend::Ptrace),
             "ebpf" => Some(Backend::Ebpf),
+            "core" => Some(Backend::Core),
             _ => None,
         }
     }
@@ -90,12 +94,19 @@ pub struct Variant {
 impl Variant {
     /// The backends this scenario applies to. The eBPF backend needs `--busy` targets and is
     /// bounded (contract: 32 labels, 1024 attribute bytes), so `many-threads` is ptrace only.
+    /// The core backend applies wherever ptrace does, but for `churn`: a core is one instant,
+    /// and the churn verdict needs a series of reads of the running writer.
     pub fn backends_for(&self, scenario: &str) -> Vec<Backend> {
-        self.backends
+        let mut backends: Vec<Backend> = self
+            .backends
             .iter()
             .copied()
             .filter(|b| *b != Backend::Ebpf || !self.ebpf_excluded.iter().any(|s| s == scenario))
-            .collect()
+            .collect();
+        if backends.contains(&Backend::Ptrace) && scenario != "churn" {
+            backends.push(Backend::Core);
+        }
+        backends
     }
 
     /// What can change the bytes a decoding scenario publishes, or how they are laid out: the

@@ -49,6 +49,8 @@ impl Arch {
 enum Backend {
     Ptrace,
     Ebpf,
+    /// Cores of the running targets (`gcore`), read with `context-reader core`.
+    Core,
     All,
 }
 
@@ -88,6 +90,13 @@ enum Task {
     /// Install gdb, then benchmark the ptrace and eBPF backends against gdb (needs root; about 10
     /// min): docs/benchmarks.md and docs/bench-*.svg.
     Bench(bench::BenchArgs),
+    /// Export the test-vector corpus (cores, ELF files, expect.json, read plans; layout in its
+    /// README) into DIR, check it with its Python checker and pack DIR.tar.xz.
+    Corpus {
+        dir: PathBuf,
+        /// Only vectors whose `VARIANT/SCENARIO` contains this.
+        filter: Option<String>,
+    },
     /// Long fuzz run of the decoders, read_thread, discovery and ELF inspection (release build
     /// with overflow checks; `FUZZ_CASES`, split over the fuzz targets of reader/tests/it/fuzz.rs).
     Fuzz {
@@ -134,7 +143,8 @@ impl Backend {
         match self {
             Backend::Ptrace => "ptrace",
             Backend::Ebpf => "ebpf",
-            Backend::All => "ptrace,ebpf",
+            Backend::Core => "core",
+            Backend::All => "ptrace,ebpf,core",
         }
     }
 }
@@ -216,6 +226,13 @@ fn conformance_aarch64(paths: &Paths, backend: Backend, select: &Selection) -> R
             ..*select
         },
     );
+    // The VM guest has no gdb to write cores with: the core column runs on x86-64 (aarch64's
+    // core reading is covered by the reader's kernel-core test in the VM and synthetic notes).
+    let live = match backend {
+        Backend::All => "ptrace,ebpf",
+        b => b.conformance_backends(),
+    };
+    test.env("CONFORMANCE_BACKENDS", live);
     if std::env::var_os("XTASK_VM_TIMEOUT_SECS").is_none() {
         test.env("XTASK_VM_TIMEOUT_SECS", "3000");
     }
@@ -351,6 +368,13 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
                 "--no-fail-fast",
             ]))
         });
+        // The corpus of the executable local-exec placements (`basic` of each), checked by the
+        // independent Python checker: the proof that the vectors describe themselves.
+        steps.run("x86_64 corpus check", || {
+            let dir = paths.target.join("corpus-ci");
+            let _ = std::fs::remove_dir_all(&dir);
+            corpus(paths, &dir, Some("exe-le/basic"), false)
+        });
     }
     if legs.aarch64 {
         steps.run("aarch64 vm-smoke", || smoke::run_smoke(paths));
@@ -381,6 +405,40 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
         steps.run("aarch64 conformance", || {
             conformance_aarch64(paths, Backend::All, &Selection::default())
         });
+    }
+    Ok(())
+}
+
+/// `cargo xtask corpus`: the exporter (conformance/examples/corpus.rs) into `dir`, then its
+/// independent checker; with `pack`, `dir.tar.xz` and its size.
+fn corpus(paths: &Paths, dir: &std::path::Path, filter: Option<&str>, pack: bool) -> Result<()> {
+    let dir = std::env::current_dir()?.join(dir);
+    run(host_cargo(paths).args(["build", "--workspace", "--bins"]))?;
+    let mut export = host_cargo(paths);
+    export
+        .args(["run", "-p", "conformance", "--example", "corpus", "--"])
+        .arg(&dir);
+    if let Some(f) = filter {
+        export.arg(f);
+    }
+    run(&mut export)?;
+    run(Command::new("python3")
+        .arg(dir.join("corpus_check.py"))
+        .arg(&dir))?;
+    if pack {
+        let archive = dir.with_extension("tar.xz");
+        run(Command::new("tar")
+            .arg("-cJf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&dir)
+            .arg("."))?;
+        let size = std::fs::metadata(&archive)?.len();
+        eprintln!(
+            "xtask corpus: {} ({:.1} MB)",
+            archive.display(),
+            size as f64 / 1e6
+        );
     }
     Ok(())
 }
@@ -429,6 +487,7 @@ fn main() -> ExitCode {
         Task::Ci => test(&paths, Arch::All),
         Task::Bench(args) => bench::bench(&paths, &args),
         Task::Fuzz { cases } => run(fuzz_command(&mut host_cargo(&paths), cases)),
+        Task::Corpus { dir, filter } => corpus(&paths, &dir, filter.as_deref(), true),
         Task::Soak {
             kills,
             snapshots,
@@ -486,7 +545,7 @@ mod tests {
         let env: Vec<_> = cmd.get_envs().collect();
         assert!(env.contains(&(
             "CONFORMANCE_BACKENDS".as_ref(),
-            Some("ptrace,ebpf".as_ref())
+            Some("ptrace,ebpf,core".as_ref())
         )));
         assert!(env.contains(&("CONFORMANCE_EXTERNAL".as_ref(), Some("./w --x".as_ref()))));
         assert!(env.contains(&("CONFORMANCE_FULL".as_ref(), Some("1".as_ref()))));

@@ -56,10 +56,24 @@ fn backend_kind(backend: Backend) -> BackendKind {
     match backend {
         Backend::Ptrace => BackendKind::Ptrace,
         Backend::Ebpf => BackendKind::Ebpf,
+        Backend::Core => BackendKind::Core,
     }
 }
 
 fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
+    let pid = pid.to_string();
+    run_reader_binary(&[
+        &pid,
+        "--once",
+        "--format",
+        "json",
+        "--backend",
+        backend.name(),
+    ])
+}
+
+/// Runs the `context-reader` binary with `args`; its one line of JSON.
+fn run_reader_binary(args: &[&str]) -> Result<Value, String> {
     let bin = context_targets::reader_bin();
     if !bin.is_file() {
         return Err(format!(
@@ -68,14 +82,7 @@ fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
         ));
     }
     let mut child = Command::new(&bin)
-        .args([
-            &pid.to_string(),
-            "--once",
-            "--format",
-            "json",
-            "--backend",
-            backend.name(),
-        ])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -160,6 +167,62 @@ fn churn_snapshots(backend: Backend) -> usize {
     match backend {
         Backend::Ptrace => 25,
         Backend::Ebpf => 3,
+        Backend::Core => 1,
+    }
+}
+
+/// A core of the running target, written by `gcore` (gdb's: it stops every thread with ptrace,
+/// dumps, detaches, so the target runs on) into `dir`.
+fn gcore(pid: i32, dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let prefix = dir.join("core");
+    let out = Command::new("gcore")
+        .arg("-o")
+        .arg(&prefix)
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("gcore (gdb; `cargo xtask setup` installs it): {e}"))?;
+    let core = dir.join(format!("core.{pid}"));
+    if !out.status.success() || !core.is_file() {
+        return Err(format!(
+            "gcore {pid} exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(core)
+}
+
+/// The core column: a `gcore` of the target read by `context-reader core` (library, or the
+/// binary end to end).
+fn snapshot_core(pid: i32, mode: ReaderMode) -> Result<Value, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let core = gcore(pid, dir.path())?;
+    match mode {
+        ReaderMode::Binary => {
+            let path = core.to_string_lossy();
+            run_reader_binary(&["core", &path, "--format", "json"])
+        }
+        ReaderMode::Library => context_reader::session::snapshot_core(
+            &core,
+            std::path::Path::new("/"),
+            &SnapshotOptions::default(),
+        )
+        .map(|(s, _)| s.to_json())
+        .map_err(|e| format!("reader: {e}")),
+    }
+}
+
+/// `expect` as a core shows it: a core holds the name of the main thread only (`pr_fname` of
+/// `NT_PRPSINFO`; Linux has no note for the others), so the other threads' expected names are
+/// the empty string the core backend reports. Everything else is compared as it is.
+fn expect_in_core(expect: &mut Value, pid: i32) {
+    for t in expect["threads"].as_array_mut().into_iter().flatten() {
+        if t["tid"] != pid {
+            if let Some(name) = t.get_mut("name") {
+                *name = Value::String(String::new());
+            }
+        }
     }
 }
 
@@ -239,8 +302,14 @@ fn run_case_timed(
         obj.entry("backend")
             .or_insert_with(|| Value::String(case.backend.name().to_string()));
     }
+    if case.backend == Backend::Core {
+        expect_in_core(&mut expect, ready.pid);
+    }
     let mut last_observed = Value::Null;
-    let report = if has_churn(&expect) {
+    let report = if case.backend == Backend::Core {
+        last_observed = snapshot_core(ready.pid, case.reader)?;
+        compare(&expect, &last_observed)
+    } else if has_churn(&expect) {
         // Many snapshots through one session, judged as a series (conformance::ChurnSeries).
         let mut session = session(ready.pid, case.backend)?;
         let mut series = ChurnSeries::new(&expect);
