@@ -83,6 +83,65 @@ fn add_file(sysroot: &Path, path: &str, ours: &Path) -> Result<Value, String> {
     }))
 }
 
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// The core without the bytes a reader finds in the sysroot: a read-only `PT_LOAD` segment
+/// whose dumped bytes equal the file mapped there (gdb dumps such segments) keeps only the first
+/// page of a mapping at file offset 0 (the ELF header and build id a reader checks files
+/// against) and nothing else. Segment data is laid out anew; section headers are dropped (a core
+/// reader uses the program headers).
+fn strip_core(core_bytes: &[u8], core: &CoreFile, sysroot: &Path) -> Result<Vec<u8>, String> {
+    const PF_W: u32 = 2;
+    let phoff = le64(core_bytes, 0x20) as usize;
+    let phnum = u16::from_le_bytes([core_bytes[0x38], core_bytes[0x39]]) as usize;
+    let mut out = core_bytes[..phoff + 56 * phnum].to_vec();
+    out[0x28..0x30].fill(0); // e_shoff
+    out[0x3a..0x40].fill(0); // e_shentsize, e_shnum, e_shstrndx
+    let mut data = Vec::new();
+    let base = out.len();
+    for i in 0..phnum {
+        let ph = phoff + 56 * i;
+        let p_type = u32::from_le_bytes(core_bytes[ph..ph + 4].try_into().unwrap());
+        let flags = u32::from_le_bytes(core_bytes[ph + 4..ph + 8].try_into().unwrap());
+        let (off, vaddr, filesz) = (
+            le64(core_bytes, ph + 8) as usize,
+            le64(core_bytes, ph + 16),
+            le64(core_bytes, ph + 32) as usize,
+        );
+        let dumped = core_bytes
+            .get(off..off + filesz)
+            .ok_or("a segment past the end of the core")?;
+        let mut keep = filesz;
+        if p_type == 1 && flags & PF_W == 0 {
+            let file = core
+                .files
+                .iter()
+                .find(|f| f.start <= vaddr && vaddr + filesz as u64 <= f.end);
+            if let Some(f) = file {
+                let path = sysroot.join(f.path.trim_start_matches('/'));
+                let at = (f.offset + vaddr - f.start) as usize;
+                let same = std::fs::read(&path)
+                    .ok()
+                    .is_some_and(|b| b.get(at..at + filesz) == Some(dumped));
+                if same {
+                    keep = if at == 0 { filesz.min(4096) } else { 0 };
+                }
+            }
+        }
+        let new_off = (base + data.len()) as u64;
+        out[ph + 8..ph + 16].copy_from_slice(&new_off.to_le_bytes());
+        out[ph + 32..ph + 40].copy_from_slice(&(keep as u64).to_le_bytes());
+        data.extend_from_slice(&dumped[..keep]);
+        while data.len() % 8 != 0 {
+            data.push(0);
+        }
+    }
+    out.extend_from_slice(&data);
+    Ok(out)
+}
+
 /// `expect` as a core shows it (the conformance suite's rule): backend `core`, and the empty
 /// name for every thread but the main one.
 fn expect_in_core(mut expect: Value, pid: i32) -> Value {
@@ -138,9 +197,24 @@ fn export(dir: &Path, v: &Variant, scenario: &str, ours: &Path) -> Result<u64, S
         .iter()
         .map(|p| add_file(&sysroot, p, ours))
         .collect::<Result<_, _>>()?;
+    // The core without what the sysroot already holds, read back through the corpus's own
+    // sysroot: it must still give `expect`.
+    let small = tmp.path().join("core.small");
+    let bytes = std::fs::read(&core_path).map_err(|e| e.to_string())?;
+    std::fs::write(&small, strip_core(&bytes, &core, &sysroot)?).map_err(|e| e.to_string())?;
+    let (again, _) =
+        context_reader::session::snapshot_core(&small, &sysroot, &SnapshotOptions::default())
+            .map_err(|e| e.to_string())?;
+    let report = conformance::compare(&expect, &again.to_json());
+    if !report.ok() {
+        return Err(format!(
+            "the stripped core does not read as expected with the corpus's sysroot:\n{}",
+            report.render(20)
+        ));
+    }
     run(Command::new("xz")
         .args(["-6", "-T1", "-c"])
-        .arg(&core_path)
+        .arg(&small)
         .stdout(std::fs::File::create(vec_dir.join("core.xz")).map_err(|e| e.to_string())?))?;
     let write = |name: &str, v: &Value| {
         std::fs::write(
