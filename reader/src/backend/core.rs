@@ -306,9 +306,21 @@ impl CoreFile {
                 path: f.path.clone(),
             })
             .collect();
+        // Files by start, with the furthest end so far: a segment [a, b) overlaps a file iff
+        // some file starting before b ends after a (log time per segment, whatever the counts).
+        let mut spans: Vec<(u64, u64)> = self.files.iter().map(|f| (f.start, f.end)).collect();
+        spans.sort_unstable();
+        let mut furthest = Vec::with_capacity(spans.len());
+        let mut max_end = 0;
+        for (_, end) in &spans {
+            max_end = max_end.max(*end);
+            furthest.push(max_end);
+        }
         for s in &self.segments {
             let end = s.vaddr.saturating_add(s.memsz);
-            if !self.files.iter().any(|f| f.start < end && s.vaddr < f.end) {
+            let before = spans.partition_point(|(start, _)| *start < end);
+            let covered = before > 0 && furthest[before - 1] > s.vaddr;
+            if !covered {
                 maps.push(Mapping {
                     start: s.vaddr,
                     end,
@@ -523,17 +535,24 @@ fn file_error(kind: ErrorKind, detail: String) -> ReadError {
 impl CoreFiles {
     pub fn resolve(core: &CoreFile, sysroot: &Path) -> CoreFiles {
         let dumped = CoreMemory::dumped(core);
+        // Each file's first mapping at offset 0, whose first page (as the core holds it: the
+        // kernel dumps the first page of ELF mappings) carries the ELF header and build id.
+        let mut first_mapping: BTreeMap<&str, Option<&FileMapping>> = BTreeMap::new();
+        for f in &core.files {
+            let entry = first_mapping.entry(f.path.as_str()).or_default();
+            if entry.is_none() && f.offset == 0 {
+                *entry = Some(f);
+            }
+        }
         let mut by_path = BTreeMap::new();
         for m in core.mappings().iter().filter(|m| m.is_file()) {
             if by_path.contains_key(&m.path) {
                 continue;
             }
-            // The first page of the file's mapping at offset 0, as the core holds it (the kernel
-            // dumps the first page of ELF mappings).
-            let first_page = core
-                .files
-                .iter()
-                .find(|f| f.path == m.path && f.offset == 0)
+            let first_page = first_mapping
+                .get(m.path.as_str())
+                .copied()
+                .flatten()
                 .and_then(|f| {
                     let len = (f.end - f.start).min(PAGE) as usize;
                     dumped.read_vec(f.start, len).ok()
@@ -573,7 +592,13 @@ fn verify(
             .trim_start_matches('/'),
     );
     let core_is_elf = first_page.map(|p| p.starts_with(b"\x7fELF"));
-    let bytes = match std::fs::File::open(&under).and_then(|f| crate::backend::sys::map_file(&f)) {
+    // Regular files only (a name in the core must not make the reader open a FIFO or a device).
+    let regular = |p: &Path| match std::fs::metadata(p) {
+        Ok(m) if m.is_file() => std::fs::File::open(p),
+        Ok(_) => Err(std::io::Error::other("not a regular file")),
+        Err(e) => Err(e),
+    };
+    let bytes = match regular(&under).and_then(|f| crate::backend::sys::map_file(&f)) {
         Ok(b) => Arc::new(b),
         // The core shows something else than an ELF image there: not a module.
         Err(_) if core_is_elf == Some(false) => return Ok(None),
