@@ -90,7 +90,8 @@ fn le64(b: &[u8], at: usize) -> u64 {
 /// The core without the bytes a reader finds in the sysroot: a read-only `PT_LOAD` segment
 /// whose dumped bytes equal the file mapped there (gdb dumps such segments) keeps only the first
 /// page of a mapping at file offset 0 (the ELF header and build id a reader checks files
-/// against) and nothing else. Segment data is laid out anew; section headers are dropped (a core
+/// against) and nothing else; a read-only anonymous segment of zeros keeps nothing (a read there
+/// is then "not dumped"). Segment data is laid out anew; section headers are dropped (a core
 /// reader uses the program headers).
 fn strip_core(core_bytes: &[u8], core: &CoreFile, sysroot: &Path) -> Result<Vec<u8>, String> {
     const PF_W: u32 = 2;
@@ -119,15 +120,24 @@ fn strip_core(core_bytes: &[u8], core: &CoreFile, sysroot: &Path) -> Result<Vec<
                 .files
                 .iter()
                 .find(|f| f.start <= vaddr && vaddr + filesz as u64 <= f.end);
-            if let Some(f) = file {
-                let path = sysroot.join(f.path.trim_start_matches('/'));
-                let at = (f.offset + vaddr - f.start) as usize;
-                let same = std::fs::read(&path)
-                    .ok()
-                    .is_some_and(|b| b.get(at..at + filesz) == Some(dumped));
-                if same {
-                    keep = if at == 0 { filesz.min(4096) } else { 0 };
+            match file {
+                Some(f) => {
+                    let path = sysroot.join(f.path.trim_start_matches('/'));
+                    let at = (f.offset + vaddr - f.start) as usize;
+                    // The first page of a file is kept whatever it holds (our writers' ELF
+                    // headers differ from their stripped copies in the section header fields).
+                    let skip = if at == 0 { filesz.min(4096) } else { 0 };
+                    let same = std::fs::read(&path)
+                        .ok()
+                        .is_some_and(|b| b.get(at + skip..at + filesz) == Some(&dumped[skip..]));
+                    if same {
+                        keep = skip;
+                    }
                 }
+                // Read-only anonymous memory that is all zeros (malloc's reserved arena space,
+                // dumped by gdb as 64 MB of zeros): nothing a reader can find context in.
+                None if dumped.iter().all(|b| *b == 0) => keep = 0,
+                None => {}
             }
         }
         let new_off = (base + data.len()) as u64;
