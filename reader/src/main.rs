@@ -243,7 +243,10 @@ fn core(args: &CoreArgs) -> ExitCode {
     let (snapshot, plan) =
         match context_reader::session::snapshot_core(&args.core, &args.sysroot, &opts) {
             Ok(s) => s,
-            Err(e) => return fail(&e),
+            Err(e) => {
+                eprintln!("context-reader: {}: {e}", args.core.display());
+                return ExitCode::from(EXIT_TARGET);
+            }
         };
     if args.verbose {
         eprintln!(
