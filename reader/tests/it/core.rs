@@ -525,3 +525,43 @@ fn kernel_core_of_a_crashed_writer() {
     let want = expected_in_core(pid, &tids, &main_thread_name(&exe));
     assert_eq!(got, want, "\n got: {got:#}\nwant: {want:#}");
 }
+
+/// What a core did not dump of a file mapping is read from the file, only when the file is the
+/// build the core mapped; otherwise the read says the core lacks it.
+#[test]
+fn undumped_file_mappings_are_read_from_the_verified_file_only() {
+    use context_reader::backend::core::CoreFiles;
+    let exe = build_writer(Libc::Glibc, Placement::Executable);
+    let bytes = std::fs::read(&exe).unwrap();
+    let sysroot = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(sysroot.path().join("w")).unwrap();
+    std::fs::write(sysroot.path().join("w/exe"), &bytes).unwrap();
+    let core_with = |first_page: &[u8]| {
+        CoreBuilder::new(EM_X86_64)
+            .thread(300, 0)
+            .files(&[
+                (0x40_0000, 0x40_1000, 0, "/w/exe"),
+                (0x40_1000, 0x40_2000, 0x1000, "/w/exe"),
+            ])
+            .load(0x40_0000, first_page.to_vec(), 0x1000, 4)
+            .load(0x40_1000, Vec::new(), 0x1000, 5)
+    };
+    let core = parse(&core_with(&bytes[..4096])).unwrap();
+    let files = CoreFiles::resolve(&core, sysroot.path());
+    let mem = files.memory(&core);
+    assert_eq!(mem.read_vec(0x40_1010, 16).unwrap(), bytes[0x1010..0x1020]);
+    // Only the core: the same read is "not dumped".
+    let e = CoreMemory::dumped(&core)
+        .read_vec(0x40_1010, 16)
+        .unwrap_err();
+    assert!(e.reason.contains("not dumped"), "{e}");
+    // Another build in the sysroot: not used.
+    let id = context_reader::backend::core::build_id(&bytes).unwrap();
+    let mut other = bytes[..4096].to_vec();
+    let at = other.windows(id.len()).position(|w| w == id).unwrap();
+    other[at] ^= 0xff;
+    let core = parse(&core_with(&other)).unwrap();
+    let files = CoreFiles::resolve(&core, sysroot.path());
+    let e = files.memory(&core).read_vec(0x40_1010, 16).unwrap_err();
+    assert!(e.reason.contains("not dumped"), "{e}");
+}
