@@ -7,14 +7,19 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+#[cfg(target_arch = "x86_64")]
 use rstest::rstest;
 use serde_json::{json, Value};
 
-use crate::writer::{build_writer, expected, main_thread_name, Libc, Placement, Writer};
+#[cfg(target_arch = "x86_64")]
+use crate::writer::Writer;
+use crate::writer::{build_writer, expected, main_thread_name, Libc, Placement};
 
 use context_reader::backend::core::{CoreError, CoreFile, CoreMemory, NT_ARM_TLS};
 use context_reader::memory::Memory;
-use context_reader::session::{snapshot_core, snapshot_of_core};
+#[cfg(target_arch = "x86_64")]
+use context_reader::session::snapshot_core;
+use context_reader::session::snapshot_of_core;
 use context_reader::snapshot::ErrorKind;
 use context_reader::SnapshotOptions;
 
