@@ -4,7 +4,8 @@
 //! variant runs the `context-reader` binary end to end), compares it with `expect` through
 //! `conformance::compare`, closes stdin and requires exit 0.
 //!
-//! Environment: `CONFORMANCE_BACKENDS=ptrace,ebpf` (default `ptrace`) picks the backends;
+//! Environment: `CONFORMANCE_BACKENDS=ptrace,ebpf,core` (default `ptrace`) picks the backends
+//! (`core`: a `gcore` of the running target read by `context-reader core`, see `core_selected`);
 //! `CONFORMANCE_EBPF_SCENARIOS=all|basic,churn,...` the eBPF scenarios (default all);
 //! `CONFORMANCE_REPORT=DIR` writes the run's reports (`report.json`, `junit.xml`, `summary.md`,
 //! docs/certify.md) into DIR; `CONTEXT_READER_BIN` overrides the reader binary
@@ -18,12 +19,14 @@
 
 mod runner;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use context_reader::certify::report::{write_failure, CertifyReport, TrialId, TrialRecord};
 use context_reader::certify::trial::Verdict;
-use context_targets::{catalogue, select_cases, selected_backends, Backend, Variant};
+use context_targets::{
+    catalogue, is_placement_scenario, select_cases, selected_backends, Backend, Variant,
+};
 use libtest_mimic::{Arguments, Failed, Trial};
 use runner::{run_case_outcome, Case, ReaderMode};
 
@@ -34,6 +37,23 @@ use runner::{run_case_outcome, Case, ReaderMode};
 fn ebpf_scenario_selected(scenario: &str) -> bool {
     let list = std::env::var("CONFORMANCE_EBPF_SCENARIOS").unwrap_or_else(|_| "all".to_string());
     list == "all" || list.split(',').any(|s| s.trim() == scenario)
+}
+
+/// The core column (a `gcore` of the target, about 0.8 s a case on x86-64, 3 s for
+/// `many-threads`): `basic` on every variant, since the thread pointers and the slot memory come
+/// from the core for every placement; each decoding scenario where the ptrace column has it (one
+/// variant per decoding class already); `detached` and `many-threads` on the first variant of
+/// each decoding class. `churn` never (`Variant::backends_for`). With `CONFORMANCE_FULL`, every
+/// case the ptrace column has.
+fn core_selected(
+    variant: &Variant,
+    scenario: &str,
+    first_of_class: &BTreeMap<String, String>,
+) -> bool {
+    full_matrix()
+        || scenario == "basic"
+        || !is_placement_scenario(scenario)
+        || first_of_class.get(&variant.decoding_class()) == Some(&variant.name)
 }
 
 fn full_matrix() -> bool {
@@ -98,6 +118,13 @@ fn catalogue_trials(arch: &str, reports: &Arc<Reports>) -> Vec<Trial> {
     let variants: Vec<Arc<Variant>> = catalogue().into_iter().map(Arc::new).collect();
     // Decoding classes whose eBPF end-to-end case was already generated.
     let mut ebpf_end_to_end: HashSet<String> = HashSet::new();
+    // The first variant of each decoding class (core column rule, `core_selected`).
+    let mut first_of_class: BTreeMap<String, String> = BTreeMap::new();
+    for v in &variants {
+        first_of_class
+            .entry(v.decoding_class())
+            .or_insert_with(|| v.name.clone());
+    }
     for (variant, scenario) in selected_cases(&variants, full_matrix()) {
         // One case of every variant (basic, else its first scenario) runs the binary end to end;
         // with eBPF only on the first variant of each decoding class, because the binary loads
@@ -113,6 +140,7 @@ fn catalogue_trials(arch: &str, reports: &Arc<Reports>) -> Vec<Trial> {
             .into_iter()
             .filter(|b| wanted.contains(b))
             .filter(|b| *b != Backend::Ebpf || ebpf_scenario_selected(&scenario))
+            .filter(|b| *b != Backend::Core || core_selected(&variant, &scenario, &first_of_class))
         {
             let binary = Some(&scenario) == end_to_end
                 && (backend != Backend::Ebpf || ebpf_end_to_end.insert(variant.decoding_class()));

@@ -30,6 +30,29 @@ enum Command {
     Check(CheckArgs),
     /// Certify a writer: run it, read what it declares in `CONTEXT-READY`, compare (docs/certify.md).
     Certify(CertifyArgs),
+    /// Read the context of every thread of a core file (gcore's or the kernel's).
+    Core(CoreArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CoreArgs {
+    /// The core file.
+    core: std::path::PathBuf,
+    /// Where the files the core maps (its NT_FILE paths) are: a copy of the crashed machine's
+    /// root, or `/` for a core of this machine. Each is checked against the core's build id.
+    #[arg(long, default_value = "/")]
+    sysroot: std::path::PathBuf,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// Only these threads (comma-separated tids).
+    #[arg(long, value_delimiter = ',')]
+    threads: Option<Vec<i32>>,
+    /// Largest process-context payload accepted, in bytes.
+    #[arg(long, default_value_t = context_reader::decode::process_ctx::DEFAULT_MAX_PAYLOAD)]
+    max_payload: u32,
+    /// Also print the read plan (modules, symbols, access models, slot rules) on stderr.
+    #[arg(long)]
+    verbose: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -149,6 +172,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check(args)) => lint(&args),
         Some(Command::Certify(args)) => certify(&args),
+        Some(Command::Core(args)) => core(&args),
         None => read(cli.read),
     }
 }
@@ -233,6 +257,40 @@ fn read(args: ReadArgs) -> ExitCode {
     }
 }
 
+fn core(args: &CoreArgs) -> ExitCode {
+    let opts = SnapshotOptions {
+        backend: Backend::Core,
+        threads: args.threads.clone(),
+        max_payload: args.max_payload,
+        ..SnapshotOptions::default()
+    };
+    let (snapshot, plan) =
+        match context_reader::session::snapshot_core(&args.core, &args.sysroot, &opts) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("context-reader: {}: {e}", args.core.display());
+                return ExitCode::from(EXIT_TARGET);
+            }
+        };
+    if args.verbose {
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&plan).unwrap_or_default()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    let printed = match args.format {
+        OutputFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&snapshot).expect("snapshots serialise")
+        ),
+        OutputFormat::Text => write!(out, "{}", render::text(&snapshot)),
+    };
+    let _ = printed.and_then(|_| out.flush());
+    ExitCode::SUCCESS
+}
+
 fn print_stats(stats: &SnapshotStats) {
     if let Some(ebpf) = &stats.ebpf {
         let k = &ebpf.kernel;
@@ -299,6 +357,7 @@ fn fail(e: &ReaderError) -> ExitCode {
     eprintln!("context-reader: {e}");
     ExitCode::from(match e {
         ReaderError::BackendUnavailable(Backend::Ebpf) | ReaderError::Ebpf(_) => EXIT_EBPF,
+        ReaderError::CoreOfLiveProcess => EXIT_USAGE,
         _ => EXIT_TARGET,
     })
 }

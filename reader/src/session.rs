@@ -10,7 +10,9 @@ use crate::decode::v1::V1Limits;
 use crate::discovery::{self, maps};
 use crate::plan::ReadPlan;
 use crate::read::{read_process_context, read_thread};
-use crate::snapshot::{extend_bounded, Backend, Snapshot};
+use crate::snapshot::{
+    extend_bounded, push_bounded, Backend, ErrorKind, Format, ReadError, Snapshot,
+};
 use crate::sys::{self, ProcessMemory};
 
 #[derive(Debug, Clone)]
@@ -58,8 +60,14 @@ pub enum ReaderError {
     Interrupted,
     #[error("injected fault")]
     Injected,
+    #[error("core file: {0}")]
+    Core(#[from] crate::backend::core::CoreError),
     #[error("the {0:?} backend is not available in this build (built without the `ebpf` feature)")]
     BackendUnavailable(Backend),
+    #[error(
+        "the core backend reads core files, not a running process: `context-reader core CORE`"
+    )]
+    CoreOfLiveProcess,
     #[cfg(feature = "ebpf")]
     #[error("eBPF backend unavailable: {0}")]
     Ebpf(#[from] crate::backend::ebpf::EbpfError),
@@ -245,6 +253,8 @@ impl Session {
             }
             #[cfg(not(feature = "ebpf"))]
             Backend::Ebpf => return Err(ReaderError::BackendUnavailable(Backend::Ebpf)),
+            // A live process is not a core file: `snapshot_core` reads those.
+            Backend::Core => return Err(ReaderError::CoreOfLiveProcess),
         };
         // The eBPF backend reports a process that exited during its window itself (with what it
         // sampled before); any other snapshot of a process that is gone now is not one.
@@ -286,6 +296,68 @@ fn proc_error(pid: i32, e: std::io::Error) -> ReaderError {
         },
         _ => ReaderError::Proc { pid, source: e },
     }
+}
+
+/// The snapshot of every thread of the core file at `core` (backend `core`), and the plan it
+/// executed. Module files are the `NT_FILE` paths under `sysroot` (`/` for a core of this
+/// machine); what the core or the sysroot lacks is in `errors`. `opts.backend` is not used.
+pub fn snapshot_core(
+    core: &std::path::Path,
+    sysroot: &std::path::Path,
+    opts: &SnapshotOptions,
+) -> Result<(Snapshot, ReadPlan), ReaderError> {
+    let core = crate::backend::core::CoreFile::open(core)?;
+    Ok(snapshot_of_core(&core, sysroot, opts))
+}
+
+/// [`snapshot_core`] of a core already parsed.
+pub fn snapshot_of_core(
+    core: &crate::backend::core::CoreFile,
+    sysroot: &std::path::Path,
+    opts: &SnapshotOptions,
+) -> (Snapshot, ReadPlan) {
+    use crate::backend::core::CoreFiles;
+    use crate::snapshot::{Bytes, ThreadSnapshot};
+    let maps = core.mappings();
+    let files = CoreFiles::resolve(core, sysroot);
+    let mem = files.memory(core);
+    let plan = discovery::discover_with(&files, core.pid, &maps, &mem);
+    let mut errors = plan.errors.clone();
+    let (process_context, keys) = read_process_context(&mem, &plan, opts.max_payload, &mut errors);
+    let threads = core
+        .threads
+        .iter()
+        .filter(|t| {
+            opts.threads
+                .as_ref()
+                .is_none_or(|only| only.contains(&t.tid))
+        })
+        .map(|t| {
+            // A core holds the name of the main thread only (NT_PRPSINFO); the others are empty.
+            let name = match &core.name {
+                Some(n) if t.tid == core.pid => Bytes(n.clone()),
+                _ => Bytes(Vec::new()),
+            };
+            let mut thread = ThreadSnapshot::new(t.tid, name);
+            match t.tp {
+                Ok(tp) => read_thread(&mem, tp, &plan, &keys, &opts.v1_limits, &mut thread),
+                Err(ref e) => push_bounded(
+                    &mut thread.errors,
+                    ReadError::new(Format::Tls, ErrorKind::Unreadable, e.clone()),
+                ),
+            }
+            thread
+        })
+        .collect();
+    let mut snapshot = Snapshot {
+        pid: core.pid,
+        backend: Backend::Core,
+        process_context,
+        threads,
+        errors,
+    };
+    snapshot.normalise();
+    (snapshot, plan)
 }
 
 /// One snapshot of `pid`.

@@ -53,6 +53,8 @@ impl Serialize for Bytes {
 pub enum Backend {
     Ptrace,
     Ebpf,
+    /// Read from a core file (`context-reader core`).
+    Core,
 }
 
 impl Backend {
@@ -121,6 +123,9 @@ pub enum ErrorKind {
     /// Several candidates are valid (e.g. two context mappings); the detail names the one
     /// reported and the one ignored.
     Ambiguous,
+    /// A file under the sysroot is not the build the core file mapped (another build id or
+    /// another machine).
+    BuildIdMismatch,
     /// Stands for the errors of one format beyond `MAX_ERRORS_PER_FORMAT` in one list; the detail
     /// says how many.
     Omitted,
@@ -390,7 +395,7 @@ mod tests {
     #[test]
     fn backend_names_are_the_cli_and_json_names() {
         let names: Vec<String> = Backend::all().iter().map(Backend::to_string).collect();
-        assert_eq!(names, ["ptrace", "ebpf"]);
+        assert_eq!(names, ["ptrace", "ebpf", "core"]);
         for b in Backend::all() {
             assert_eq!(Backend::from_name(&b.to_string()), Some(*b));
             assert_eq!(serde_json::to_string(b).unwrap(), format!("\"{b}\""));

@@ -62,12 +62,19 @@ pub struct Variant {
 impl Variant {
     /// The backends this scenario applies to. The eBPF backend needs `--busy` targets and is
     /// bounded (contract: 32 labels, 1024 attribute bytes), so `many-threads` is ptrace only.
+    /// The core backend applies wherever ptrace does, but for `churn`: a core is one instant,
+    /// and the churn verdict needs a series of reads of the running writer.
     pub fn backends_for(&self, scenario: &str) -> Vec<Backend> {
-        self.backends
+        let mut backends: Vec<Backend> = self
+            .backends
             .iter()
             .copied()
             .filter(|b| *b != Backend::Ebpf || !self.ebpf_excluded.iter().any(|s| s == scenario))
-            .collect()
+            .collect();
+        if backends.contains(&Backend::Ptrace) && scenario != "churn" {
+            backends.push(Backend::Core);
+        }
+        backends
     }
 
     /// What can change the bytes a decoding scenario publishes, or how they are laid out: the

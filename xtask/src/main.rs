@@ -50,6 +50,8 @@ impl Arch {
 enum Backend {
     Ptrace,
     Ebpf,
+    /// Cores of the running targets (`gcore`), read with `context-reader core`.
+    Core,
     All,
 }
 
@@ -103,6 +105,13 @@ enum Task {
     /// Install gdb, then benchmark the ptrace and eBPF backends against gdb (needs root; about 10
     /// min): docs/benchmarks.md and docs/bench-*.svg.
     Bench(bench::BenchArgs),
+    /// Export the test-vector corpus (cores, ELF files, expect.json, read plans; layout in its
+    /// README) into DIR, check it with its Python checker and pack DIR.tar.xz.
+    Corpus {
+        dir: PathBuf,
+        /// Only vectors whose `VARIANT/SCENARIO` contains this.
+        filter: Option<String>,
+    },
     /// Long fuzz run of the decoders, read_thread, discovery and ELF inspection (release build
     /// with overflow checks; `FUZZ_CASES`, split over the fuzz targets of reader/tests/it/fuzz.rs).
     Fuzz {
@@ -149,7 +158,8 @@ impl Backend {
         match self {
             Backend::Ptrace => "ptrace",
             Backend::Ebpf => "ebpf",
-            Backend::All => "ptrace,ebpf",
+            Backend::Core => "core",
+            Backend::All => "ptrace,ebpf,core",
         }
     }
 }
@@ -201,6 +211,7 @@ fn certify_external(reader: &Path, backend: Backend, line: &str, report: Option<
             Backend::Ptrace => "ptrace",
             Backend::Ebpf => "ebpf",
             Backend::All => "all",
+            Backend::Core => unreachable!("conformance() refuses --external with --backend core"),
         },
     ]);
     if let Some(dir) = report {
@@ -215,6 +226,9 @@ fn conformance(paths: &Paths, backend: Backend, arch: Arch, select: &Selection) 
     if (select.external.is_some() || select.report.is_some()) && legs.aarch64 {
         // The guest holds only what the archive packs from the cross target dir.
         bail!("--external and --report run on the host (x86_64): the aarch64 VM cannot run an arbitrary host command nor leave files behind");
+    }
+    if select.external.is_some() && backend == Backend::Core {
+        bail!("--external certifies with ptrace and eBPF (`certify --backend`); the core column is the catalogue's");
     }
     setup::setup(legs, &paths.cache)?;
     if let Some(line) = select.external {
@@ -256,6 +270,13 @@ fn conformance_aarch64(paths: &Paths, backend: Backend, select: &Selection) -> R
             ..*select
         },
     );
+    // The VM guest has no gdb to write cores with: the core column runs on x86-64 (aarch64's
+    // core reading is covered by the reader's kernel-core test in the VM and synthetic notes).
+    let live = match backend {
+        Backend::All => "ptrace,ebpf",
+        b => b.conformance_backends(),
+    };
+    test.env("CONFORMANCE_BACKENDS", live);
     if std::env::var_os("XTASK_VM_TIMEOUT_SECS").is_none() {
         test.env("XTASK_VM_TIMEOUT_SECS", "3000");
     }
@@ -394,6 +415,13 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
                 .args(["test", "-p", "conformance", "--no-fail-fast"])
                 .env("CONFORMANCE_REPORT", &report))
         });
+        // The corpus of the executable local-exec placements (`basic` of each), checked by the
+        // independent Python checker: the proof that the vectors describe themselves.
+        steps.run("x86_64 corpus check", || {
+            let dir = paths.target.join("corpus-ci");
+            let _ = std::fs::remove_dir_all(&dir);
+            corpus(paths, &dir, Some("exe-le/basic"), false)
+        });
     }
     if legs.aarch64 {
         steps.run("aarch64 vm-smoke", || smoke::run_smoke(paths));
@@ -424,6 +452,40 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
         steps.run("aarch64 conformance", || {
             conformance_aarch64(paths, Backend::All, &Selection::default())
         });
+    }
+    Ok(())
+}
+
+/// `cargo xtask corpus`: the exporter (conformance/examples/corpus.rs) into `dir`, then its
+/// independent checker; with `pack`, `dir.tar.xz` and its size.
+fn corpus(paths: &Paths, dir: &std::path::Path, filter: Option<&str>, pack: bool) -> Result<()> {
+    let dir = std::env::current_dir()?.join(dir);
+    run(host_cargo(paths).args(["build", "--workspace", "--bins"]))?;
+    let mut export = host_cargo(paths);
+    export
+        .args(["run", "-p", "conformance", "--example", "corpus", "--"])
+        .arg(&dir);
+    if let Some(f) = filter {
+        export.arg(f);
+    }
+    run(&mut export)?;
+    run(Command::new("python3")
+        .arg(dir.join("corpus_check.py"))
+        .arg(&dir))?;
+    if pack {
+        let archive = dir.with_extension("tar.xz");
+        run(Command::new("tar")
+            .arg("-cJf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&dir)
+            .arg("."))?;
+        let size = std::fs::metadata(&archive)?.len();
+        eprintln!(
+            "xtask corpus: {} ({:.1} MB)",
+            archive.display(),
+            size as f64 / 1e6
+        );
     }
     Ok(())
 }
@@ -479,6 +541,7 @@ fn main() -> ExitCode {
         Task::Coverage { check, cases } => coverage::run(&paths.workspace, check, cases),
         Task::Bench(args) => bench::bench(&paths, &args),
         Task::Fuzz { cases } => run(fuzz_command(&mut host_cargo(&paths), cases)),
+        Task::Corpus { dir, filter } => corpus(&paths, &dir, filter.as_deref(), true),
         Task::Soak {
             kills,
             snapshots,
@@ -563,7 +626,7 @@ mod tests {
         let env: Vec<_> = cmd.get_envs().collect();
         assert!(env.contains(&(
             "CONFORMANCE_BACKENDS".as_ref(),
-            Some("ptrace,ebpf".as_ref())
+            Some("ptrace,ebpf,core".as_ref())
         )));
         assert!(env.contains(&("CONFORMANCE_REPORT".as_ref(), Some("/tmp/r".as_ref()))));
         assert!(env.contains(&("CONFORMANCE_FULL".as_ref(), Some("1".as_ref()))));

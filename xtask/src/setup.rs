@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::Command;
 
 /// Host tools: BPF compiler and headers, musl and lld for the C targets, libclang for bindgen,
-/// protoc for the process-context protobuf.
+/// protoc for the process-context protobuf, gdb for `gcore` (the conformance core column and
+/// `cargo xtask corpus`), xz for the corpus.
 const HOST_PACKAGES: &[&str] = &[
     "clang-14",
     "llvm-14",
@@ -23,6 +24,8 @@ const HOST_PACKAGES: &[&str] = &[
     "musl-tools",
     "g++",
     "protobuf-compiler",
+    "gdb",
+    "xz-utils",
 ];
 
 /// The benchmark's baseline (`cargo xtask bench` reads the same TLS slots with gdb).

@@ -25,7 +25,7 @@ const VARIANT: &str = "c-glibc-pie-exe-le";
 
 fn count(backend: Backend) -> u64 {
     let (var, default) = match backend {
-        Backend::Ptrace => ("CHURN_SOAK_SNAPSHOTS", CI_SNAPSHOTS_PTRACE),
+        Backend::Ptrace | Backend::Core => ("CHURN_SOAK_SNAPSHOTS", CI_SNAPSHOTS_PTRACE),
         Backend::Ebpf => ("CHURN_SOAK_EBPF_SNAPSHOTS", CI_SNAPSHOTS_EBPF),
     };
     std::env::var(var)

@@ -36,6 +36,18 @@ pub struct Case {
 }
 
 fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
+    run_reader_binary(&[
+        &pid.to_string(),
+        "--once",
+        "--format",
+        "json",
+        "--backend",
+        &backend.to_string(),
+    ])
+}
+
+/// Runs the `context-reader` binary with `args` and parses the one JSON line it prints.
+fn run_reader_binary(args: &[&str]) -> Result<Value, String> {
     let bin = context_targets::reader_bin();
     if !bin.is_file() {
         return Err(format!(
@@ -44,14 +56,7 @@ fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
         ));
     }
     let mut child = Command::new(&bin)
-        .args([
-            &pid.to_string(),
-            "--once",
-            "--format",
-            "json",
-            "--backend",
-            &backend.to_string(),
-        ])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -102,6 +107,48 @@ fn snapshot_binary(pid: i32, backend: Backend) -> Result<Value, String> {
     serde_json::from_str(lines[0]).map_err(|e| format!("context-reader output is not JSON: {e}"))
 }
 
+/// A core of the running target, written by `gcore` (gdb's: it stops every thread with ptrace,
+/// dumps, detaches, so the target runs on) into `dir`.
+fn gcore(pid: i32, dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let prefix = dir.join("core");
+    let out = Command::new("gcore")
+        .arg("-o")
+        .arg(&prefix)
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("gcore (gdb; `cargo xtask setup` installs it): {e}"))?;
+    let core = dir.join(format!("core.{pid}"));
+    if !out.status.success() || !core.is_file() {
+        return Err(format!(
+            "gcore {pid} exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(core)
+}
+
+/// The core column: a `gcore` of the target read by `context-reader core` (library, or the
+/// binary end to end).
+fn snapshot_core(pid: i32, mode: ReaderMode) -> Result<Value, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let core = gcore(pid, dir.path())?;
+    match mode {
+        ReaderMode::Binary => {
+            let path = core.to_string_lossy();
+            run_reader_binary(&["core", &path, "--format", "json"])
+        }
+        ReaderMode::Library => context_reader::session::snapshot_core(
+            &core,
+            std::path::Path::new("/"),
+            &SnapshotOptions::default(),
+        )
+        .map(|(s, _)| s.to_json())
+        .map_err(|e| format!("reader: {e}")),
+    }
+}
+
 /// Where failing cases leave their expect/observed documents.
 fn dump(case_name: &str, expect: &Value, observed: &Value) -> String {
     let dir = std::env::temp_dir().join("conformance");
@@ -139,6 +186,7 @@ pub fn run_case_outcome(name: &str, case: &Case) -> TrialOutcome {
         ..SnapshotOptions::default()
     });
     let mut read = |req: ReadRequest| match case.reader {
+        _ if case.backend == Backend::Core => snapshot_core(req.pid, case.reader),
         // A series (churn) goes through one session even in binary cases.
         ReaderMode::Binary if !req.series => snapshot_binary(req.pid, case.backend),
         _ => library.snapshot(req.pid),

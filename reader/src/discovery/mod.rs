@@ -36,12 +36,59 @@ pub struct LoadedModule {
     pub elf: ElfModule,
 }
 
+/// Where discovery gets the files behind the mappings: a live process (`ProcFiles`: its `/proc`
+/// view) or a core file (`backend::core::CoreFiles`: the `NT_FILE` paths under a sysroot).
+pub trait ModuleFiles {
+    /// The path (as the mappings name it) of the main executable, if known.
+    fn executable(&self) -> Option<String>;
+    /// The bytes of the file mapped as `mappings` (all of one path). `Ok(None)`: skip it silently
+    /// (cannot define a context symbol we could resolve); `Err`: an entry of the plan's `errors`
+    /// (a file that may matter and is not there, or not the build that was mapped).
+    fn open(&self, path: &str, mappings: &[&Mapping]) -> Result<Option<FileBytes>, ReadError>;
+}
+
+/// The mapped bytes of one file (shared: a core source keeps its files open for its memory).
+pub type FileBytes = std::sync::Arc<memmap2::Mmap>;
+
+/// The files of a live process, through its `/proc/PID` view.
+pub struct ProcFiles {
+    pub pid: i32,
+}
+
+impl ModuleFiles for ProcFiles {
+    fn executable(&self) -> Option<String> {
+        std::fs::read_link(format!("/proc/{}/exe", self.pid))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    /// Maps the file rather than reading it: discovery touches only headers, symbol tables,
+    /// relocations and the dynamic section, so a 100+ MB executable costs the reader a few pages.
+    fn open(&self, path: &str, mappings: &[&Mapping]) -> Result<Option<FileBytes>, ReadError> {
+        let pid = self.pid;
+        // Through the target's root, so containers work; map_files also covers deleted files.
+        let via_root = format!(
+            "/proc/{pid}/root{}",
+            path.strip_suffix(" (deleted)").unwrap_or(path)
+        );
+        let file = std::fs::File::open(via_root).ok().or_else(|| {
+            let m = mappings.first()?;
+            std::fs::File::open(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end)).ok()
+        });
+        Ok(file
+            .and_then(|f| crate::sys::map_file(&f).ok())
+            .map(std::sync::Arc::new))
+    }
+}
+
 /// Finds every mapped ELF file (executable first, then by address) and inspects it. Files that
-/// cannot be read or parsed are skipped: they cannot define context symbols we could resolve.
-pub fn load_modules(pid: i32, maps: &[Mapping]) -> Vec<LoadedModule> {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned());
+/// cannot be read or parsed are skipped (they cannot define context symbols we could resolve),
+/// unless `files` says their absence matters: then they are in the returned errors.
+pub fn load_modules(
+    files: &dyn ModuleFiles,
+    maps: &[Mapping],
+) -> (Vec<LoadedModule>, Vec<ReadError>) {
+    let exe = files.executable();
     let mut by_path: BTreeMap<&str, Vec<&Mapping>> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
     for m in maps.iter().filter(|m| m.is_file()) {
@@ -52,10 +99,16 @@ pub fn load_modules(pid: i32, maps: &[Mapping]) -> Vec<LoadedModule> {
         entry.push(m);
     }
     let mut modules = Vec::new();
+    let mut errors = Vec::new();
     for path in order {
         let mappings = &by_path[path];
-        let Some(data) = read_module_file(pid, path, mappings) else {
-            continue;
+        let data = match files.open(path, mappings) {
+            Ok(Some(data)) => data,
+            Ok(None) => continue,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
         };
         let Ok(elf) = elf::inspect(&data) else {
             continue;
@@ -72,22 +125,7 @@ pub fn load_modules(pid: i32, maps: &[Mapping]) -> Vec<LoadedModule> {
         });
     }
     modules.sort_by_key(|m| !m.is_main);
-    modules
-}
-
-/// Maps the file rather than reading it: discovery touches only headers, symbol tables,
-/// relocations and the dynamic section, so a 100+ MB executable costs the reader a few pages.
-fn read_module_file(pid: i32, path: &str, mappings: &[&Mapping]) -> Option<memmap2::Mmap> {
-    // Through the target's root, so containers work; map_files also covers deleted files.
-    let via_root = format!(
-        "/proc/{pid}/root{}",
-        path.strip_suffix(" (deleted)").unwrap_or(path)
-    );
-    let file = std::fs::File::open(via_root).ok().or_else(|| {
-        let m = mappings.first()?;
-        std::fs::File::open(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end)).ok()
-    })?;
-    crate::sys::map_file(&file).ok()
+    (modules, errors)
 }
 
 /// bias = start of the mapping of the first `PT_LOAD` minus its page-aligned `p_vaddr`.
@@ -141,8 +179,21 @@ fn second_word(at: u64) -> Result<u64, ReadError> {
 /// Builds the read plan of `pid` from its maps; `mem` is the process memory (read without
 /// stopping anything: GOT slots and descriptors are written once by the loader).
 pub fn discover(pid: i32, maps: &[Mapping], mem: &dyn Memory) -> ReadPlan {
-    let modules = load_modules(pid, maps);
-    plan_from_modules(pid, &modules, maps, mem)
+    discover_with(&ProcFiles { pid }, pid, maps, mem)
+}
+
+/// [`discover`] with the files from `files` (a live process or a core file's sysroot); errors of
+/// `files` come first in the plan's `errors`.
+pub fn discover_with(
+    files: &dyn ModuleFiles,
+    pid: i32,
+    maps: &[Mapping],
+    mem: &dyn Memory,
+) -> ReadPlan {
+    let (modules, errors) = load_modules(files, maps);
+    let mut plan = plan_from_modules(pid, &modules, maps, mem);
+    plan.errors.splice(0..0, errors);
+    plan
 }
 
 pub fn plan_from_modules(

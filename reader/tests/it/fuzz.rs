@@ -46,7 +46,7 @@ const DEFAULT_CASES: u64 = 6_000;
 /// A long run prints a progress line per target every this many cases.
 const PROGRESS_EVERY: u64 = 100_000;
 /// The fuzz targets below; `FUZZ_CASES` is split evenly over them.
-const TARGETS: u64 = 8;
+const TARGETS: u64 = 9;
 
 /// Cases for one target: `FUZZ_CASES / TARGETS`, or its share of `DEFAULT_CASES`.
 fn cases() -> u32 {
@@ -932,6 +932,76 @@ fn fuzz_elf_arbitrary_bytes() {
                 None => body,
             };
             inspect_and_use(&data, bias, &[], &image, BASES[0])
+        },
+    );
+}
+
+// ---- core files ----
+
+/// Mutated and truncated synthetic cores of both arches (notes, `NT_FILE`, segments): parsing is
+/// an error or a core, and a core's snapshot (over an empty sysroot: every file missing) has
+/// bounded errors; reads of its memory at arbitrary addresses fail cleanly.
+#[test]
+fn fuzz_core_files() {
+    use crate::core::{CoreBuilder, EM_AARCH64, EM_X86_64};
+    use context_reader::backend::core::{CoreFile, CoreMemory};
+    let seed = |machine: u16| {
+        let mut b = CoreBuilder::new(machine).thread(100, 0x7f00_0000_0740);
+        if machine == EM_AARCH64 {
+            b = b.arm_tls(0x7f00_0000_0740);
+        }
+        b.psinfo(100, b"writer")
+            .entry(0x40_1000)
+            .files(&[
+                (0x40_0000, 0x40_1000, 0, "/w/writer"),
+                (0x40_1000, 0x40_2000, 0x1000, "/w/writer"),
+                (
+                    0x7f00_1000_0000,
+                    0x7f00_1000_1000,
+                    0,
+                    "/memfd:OTEL_CTX (deleted)",
+                ),
+            ])
+            .thread(101, 0x7f00_0000_0f40)
+            .load(0x40_0000, b"\x7fELF".to_vec(), 0x1000, 4)
+            .load(0x7f00_0000_0000, vec![0x11; 0x1000], 0x2000, 6)
+            .load(0x7f00_1000_0000, b"OTEL_CTX".to_vec(), 0x1000, 6)
+            .build()
+    };
+    let seeds = [seed(EM_X86_64), seed(EM_AARCH64)];
+    // Everything before the dumped bytes: ELF header, program headers, notes.
+    let ranges: Vec<Vec<(usize, usize)>> = seeds
+        .iter()
+        .map(|s| vec![(0, 64), (64, s.len().saturating_sub(0x1010) - 64)])
+        .collect();
+    let sysroot = tempfile::tempdir().unwrap();
+    fuzz(
+        "core_files",
+        (
+            0..seeds.len(),
+            prop::collection::vec(arb_mutation(), 0..8),
+            arb_word(),
+        ),
+        |(seed, mutations, addr)| {
+            let data = mutate(&seeds[seed], &ranges[seed], &mutations);
+            let Ok(core) = CoreFile::from_bytes(data) else {
+                return Ok(());
+            };
+            prop_assert!(core.threads.len() <= context_reader::backend::core::MAX_THREADS);
+            let mem = CoreMemory::dumped(&core);
+            let mut buf = [0u8; 16];
+            let _ = mem.read(addr, &mut buf);
+            let (snapshot, _) = context_reader::session::snapshot_of_core(
+                &core,
+                sysroot.path(),
+                &context_reader::SnapshotOptions::default(),
+            );
+            check_bounded(&snapshot.errors)?;
+            for t in &snapshot.threads {
+                check_bounded(&t.errors)?;
+            }
+            let _ = render::text(&snapshot);
+            Ok(())
         },
     );
 }
