@@ -24,7 +24,6 @@
 //   cargo xtask conformance --external "$(cargo xtask tracers command dd-trace)"
 
 const fs = require('fs')
-const os = require('os')
 const { Worker, isMainThread, parentPort, workerData } = require('worker_threads')
 
 const SERVICE = 'context-reader-dd-trace-app'
@@ -45,6 +44,13 @@ process.env.DD_CRASHTRACKING_ENABLED ??= 'false'
 
 const tracer = require('dd-trace').init({ service: SERVICE, env: ENV, version: VERSION })
 const ddTraceVersion = require('dd-trace/package.json').version
+
+// Every tracer (one per isolate: the main thread's and each worker's) has its own runtime id, and
+// each publishes the one process context anew when it starts: the last one started is what a
+// reader finds. Private API: dd-trace has no public accessor for it.
+function runtimeId () {
+  return tracer._tracer._config.tags['runtime-id']
+}
 
 function ownTid () {
   // "/proc/thread-self" resolves to "PID/task/TID" for the calling OS thread.
@@ -83,13 +89,14 @@ if (!isMainThread) {
       const context = span.context()
       parentPort.postMessage({
         tid: ownTid(),
+        runtimeId: runtimeId(),
         traceId: context.toTraceId(true),
         spanId: context.toSpanId(true),
       })
       park(busy)
     })
   } else {
-    parentPort.postMessage({ tid: ownTid() })
+    parentPort.postMessage({ tid: ownTid(), runtimeId: runtimeId() })
     park(busy)
   }
 } else {
@@ -99,21 +106,31 @@ if (!isMainThread) {
 function main () {
   const opts = parseArgs(process.argv.slice(2))
   const workers = []
-  const chosen = new Map() // tid -> what the worker activated (logged to stderr for people)
-  let pending = opts.workers + opts.idle
-  for (let k = 0; k < opts.workers + opts.idle; k++) {
-    const withSpan = k < opts.workers
+  const chosen = new Map() // tid -> what the worker reported
+  let last // the report of the worker started last: its tracer published the process context
+  // Workers start one after the other, so which tracer published last is known.
+  const startNext = (k) => {
+    if (k === opts.workers + opts.idle) return ready(opts, workers, chosen, last)
     const worker = new Worker(__filename, {
-      workerData: { withSpan, busy: opts.busy, index: k },
+      workerData: { withSpan: k < opts.workers, busy: opts.busy, index: k },
       argv: process.argv.slice(2),
     })
     worker.once('message', (m) => {
       chosen.set(m.tid, m)
-      if (--pending === 0) ready(opts, workers, chosen)
+      last = m
+      startNext(k + 1)
     })
     worker.on('error', (e) => { console.error(e); process.exit(1) })
     workers.push(worker)
   }
+  startNext(0)
+}
+
+// dd-trace's process tags, published when its setting says so (tracer_metadata.js).
+function processTags (config) {
+  if (!config.DD_EXPERIMENTAL_PROPAGATE_PROCESS_TAGS_ENABLED) return {}
+  const serialized = require('dd-trace/packages/dd-trace/src/process-tags').serialized
+  return serialized ? { 'datadog.process_tags': serialized } : {}
 }
 
 // What dd-trace asks libdatadog to publish about its thread context (otel-thread-ctx.js
@@ -127,7 +144,7 @@ function threadLocalAttributes () {
   return attributes
 }
 
-function ready (opts, workers, chosen) {
+function ready (opts, workers, chosen, last) {
   const pid = process.pid
   const threads = fs.readdirSync('/proc/self/task').map(Number).sort((a, b) => a - b).map((tid) => {
     const entry = { tid, name: fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').replace(/\n$/, '') }
@@ -150,15 +167,17 @@ function ready (opts, workers, chosen) {
       version: 2,
       resource: {
         'service.name': SERVICE,
-        'service.instance.id': config.tags['runtime-id'],
+        'service.instance.id': last ? last.runtimeId : runtimeId(),
         'service.version': VERSION,
         'deployment.environment.name': ENV,
         'telemetry.sdk.language': 'nodejs',
         'telemetry.sdk.version': ddTraceVersion,
         'telemetry.sdk.name': SDK_NAME,
-        'host.name': config.hostname ?? os.hostname(),
+        // dd-trace passes its `hostname` setting, which is the agent's host (127.0.0.1 from
+        // DD_TRACE_AGENT_URL here), not this machine's name.
+        'host.name': config.hostname,
       },
-      attributes: threadLocalAttributes(),
+      attributes: { ...processTags(config), ...threadLocalAttributes() },
     },
     threads,
   }

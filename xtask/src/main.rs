@@ -2,14 +2,17 @@
 
 mod apt_sources;
 mod bench;
+mod compat;
 mod cpio;
 mod cross;
+mod dist;
 mod guest;
 mod paths;
 mod process;
 mod setup;
 mod smoke;
 mod soak;
+mod tracers;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -41,6 +44,7 @@ impl Arch {
             x86_64: self != Arch::Aarch64,
             aarch64: self != Arch::X86_64,
             bench: false,
+            tracers: false,
         }
     }
 }
@@ -106,6 +110,19 @@ enum Task {
         #[arg(long, default_value_t = 1_000)]
         ebpf_snapshots: u64,
     },
+    /// Real tracers from their registries (pinned): install, certify, the README's compatibility
+    /// table.
+    Tracers {
+        #[command(subcommand)]
+        action: TracersAction,
+    },
+    /// Release tarballs of context-reader for x86-64 and aarch64 in target/dist/, the aarch64 one
+    /// checked in the VM.
+    Dist {
+        /// Skip running the aarch64 binary in the VM.
+        #[arg(long)]
+        no_vm: bool,
+    },
     /// Run an aarch64 program in a fresh VM and exit with its exit code (a cargo runner).
     VmRun {
         program: PathBuf,
@@ -119,6 +136,53 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<OsString>,
     },
+}
+
+#[derive(Subcommand)]
+enum TracersAction {
+    /// Install the pinned tracers (and Node) under target/tracers/ (pip, npm; idempotent).
+    Install,
+    /// Print the command that runs a tracer's app (for `conformance --external`).
+    Command { name: String },
+    /// Install, certify every tracer app on the backends, write target/tracers/results/ and
+    /// regenerate the README's compatibility table.
+    Certify {
+        #[arg(long, value_enum, default_value = "all")]
+        backend: Backend,
+    },
+    /// Regenerate the README's compatibility table from results files.
+    Table {
+        /// Directory of results files (default target/tracers/results).
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+}
+
+fn tracers_task(paths: &Paths, action: TracersAction) -> Result<()> {
+    let legs = setup::Legs {
+        x86_64: false,
+        aarch64: false,
+        bench: false,
+        tracers: true,
+    };
+    match action {
+        TracersAction::Install => {
+            setup::setup(legs, &paths.cache)?;
+            tracers::install(paths)
+        }
+        TracersAction::Command { name } => {
+            println!("{}", tracers::command(paths, tracers::find(&name)?)?);
+            Ok(())
+        }
+        TracersAction::Certify { backend } => {
+            setup::setup(legs, &paths.cache)?;
+            tracers::certify(paths, || host_cargo(paths), backend.conformance_backends())
+        }
+        TracersAction::Table { input } => {
+            let dir = input.unwrap_or_else(|| tracers::results_dir(paths));
+            compat::update_readme(paths, &compat::rows_from_results_dir(&dir)?)
+        }
+    }
 }
 
 /// rustup's cargo, the one that started us.
@@ -441,6 +505,9 @@ fn main() -> ExitCode {
                 ebpf_snapshots,
             },
         ),
+        Task::Tracers { action } => tracers_task(&paths, action),
+        Task::Dist { no_vm } => setup::setup(Arch::All.legs(), &paths.cache)
+            .and_then(|()| dist::dist(&paths, || host_cargo(&paths), !no_vm)),
         Task::VmRun { program, args } => match vm_run(&paths, &program, &args) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
