@@ -158,9 +158,9 @@ fn verdict_cell(row: &Row, backend: &str) -> &'static str {
     }
 }
 
-fn list_cell(items: &[String]) -> String {
+fn list_cell(items: &[String], empty: &str) -> String {
     if items.is_empty() {
-        "none".to_string()
+        empty.to_string()
     } else {
         items.join("; ")
     }
@@ -177,8 +177,8 @@ pub fn render(rows: &[Row]) -> String {
             row.writer,
             row.registry,
             row.version,
-            list_cell(&row.formats),
-            list_cell(&row.access),
+            list_cell(&row.formats, "none"),
+            list_cell(&row.access, "no context symbol resolved"),
             verdict_cell(row, "ptrace"),
             verdict_cell(row, "ebpf"),
             row.arch

@@ -158,13 +158,16 @@ enum TracersAction {
     },
 }
 
+/// What `cargo xtask tracers` needs installed: the host tools and pip / npm.
+const TRACER_LEGS: setup::Legs = setup::Legs {
+    x86_64: false,
+    aarch64: false,
+    bench: false,
+    tracers: true,
+};
+
 fn tracers_task(paths: &Paths, action: TracersAction) -> Result<()> {
-    let legs = setup::Legs {
-        x86_64: false,
-        aarch64: false,
-        bench: false,
-        tracers: true,
-    };
+    let legs = TRACER_LEGS;
     match action {
         TracersAction::Install => {
             setup::setup(legs, &paths.cache)?;
@@ -414,6 +417,16 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
                 "conformance",
                 "--no-fail-fast",
             ]))
+        });
+        // The real tracers from their registries (pinned), both backends, and the README's
+        // compatibility table generated from the results.
+        steps.run("x86_64 tracers", || {
+            setup::setup(TRACER_LEGS, &paths.cache)?;
+            tracers::certify(
+                paths,
+                || host_cargo(paths),
+                Backend::All.conformance_backends(),
+            )
         });
     }
     if legs.aarch64 {
