@@ -318,7 +318,11 @@ pub fn certify(paths: &Paths, host_cargo: impl Fn() -> Command, backends: &str) 
         std::fs::write(&file, serde_json::to_string_pretty(&results)? + "\n")?;
         eprintln!("xtask tracers: wrote {}", file.display());
     }
-    compat::update_readme(paths, &compat::rows_from_results_dir(&dir)?)?;
+    let rows = compat::rows_from_results_dir(&dir)?;
+    let table = compat::render(&rows);
+    std::fs::write(root(paths).join("compat-table.md"), &table)?;
+    eprintln!("xtask tracers: compatibility table\n{table}");
+    compat::update_readme(paths, &rows)?;
     if !failed.is_empty() {
         bail!("tracer certification failed: {}", failed.join(", "));
     }
