@@ -1,12 +1,14 @@
 //! `cargo xtask dist`: release tarballs of `context-reader` for x86-64 and aarch64.
 //!
-//! Each tarball `target/dist/context-reader-<version>-<arch>-linux.tar.gz` holds one directory with
-//! the binary (built with the `dist` profile: release without debug info), `README.md`
+//! Each tarball `target/dist/context-reader-<version>-<arch>-linux.tar.gz` holds one directory
+//! with the binary (built with the `release-dist` profile, release without debug info; a profile
+//! named `dist` would have cargo build into target/dist itself), `README.md`
 //! (docs/dist-README.md) and `LICENSE`. The eBPF program is not a separate file: `ebpf/build.rs`
 //! compiles it and the loader embeds it with `include_bytes_aligned!`, and this task checks that
 //! each binary carries exactly one eBPF ELF object. The aarch64 tarball is then unpacked and its
 //! binary run in one VM (`--version`, and a snapshot of our C writer, compared on the host with
-//! the writer's `expect`). `SHA256SUMS` lists both tarballs.
+//! the writer's `expect`; `certify` too once the binary has it). `SHA256SUMS` lists both
+//! tarballs.
 
 use crate::paths::Paths;
 use crate::process::{output, run};
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The cargo profile of release binaries (workspace Cargo.toml): `release` without debug info.
-const PROFILE: &str = "dist";
+const PROFILE: &str = "release-dist";
 
 /// `e_machine` of an eBPF ELF object.
 const EM_BPF: u16 = 247;
@@ -143,6 +145,11 @@ echo "@@snapshot@@ $($BIN "$pid" --once --format json)"
 code=$?
 exec 3>&-
 wait
+# Once the binary has `certify` (issue 13), the same writer is certified by it too.
+if $BIN certify --help >/dev/null 2>&1; then
+    $BIN certify -- ./writer --scenario basic
+    echo "@@certify@@ $?"
+fi
 exit $code
 "#;
 
@@ -271,6 +278,11 @@ fn check_aarch64_tarball(paths: &Paths, tarball: &Path, name: &str, version: &st
             failures.extend(diffs);
         }
         _ => failures.push("no READY line or no snapshot in the guest output".into()),
+    }
+    match marked(&outcome.output, "@@certify@@") {
+        None => eprintln!("xtask dist: this binary has no `certify`: checked by snapshot only"),
+        Some("0") => eprintln!("xtask dist: `context-reader certify` passed in the VM"),
+        Some(code) => failures.push(format!("`context-reader certify` exited with {code}")),
     }
     if !failures.is_empty() {
         bail!(
