@@ -290,6 +290,7 @@ fn check_aarch64_tarball(paths: &Paths, tarball: &Path, name: &str, version: &st
             failures.join("\n  ")
         );
     }
+    std::fs::remove_dir_all(&dir)?;
     eprintln!("xtask dist: the aarch64 binary from {} ran in the VM: version, and a snapshot of the C writer equal to its expect", tarball.display());
     Ok(())
 }
