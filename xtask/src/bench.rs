@@ -48,6 +48,7 @@ pub fn bench(paths: &Paths, args: &BenchArgs) -> Result<()> {
             x86_64: true,
             aarch64: false,
             bench: true,
+            tracers: false,
         },
         &paths.cache,
     )?;

@@ -2,15 +2,18 @@
 
 mod apt_sources;
 mod bench;
+mod compat;
 mod coverage;
 mod cpio;
 mod cross;
+mod dist;
 mod guest;
 mod paths;
 mod process;
 mod setup;
 mod smoke;
 mod soak;
+mod tracers;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -42,6 +45,7 @@ impl Arch {
             x86_64: self != Arch::Aarch64,
             aarch64: self != Arch::X86_64,
             bench: false,
+            tracers: false,
         }
     }
 }
@@ -130,6 +134,19 @@ enum Task {
         #[arg(long, default_value_t = 1_000)]
         ebpf_snapshots: u64,
     },
+    /// Real tracers from their registries (pinned): install, certify, the README's compatibility
+    /// table.
+    Tracers {
+        #[command(subcommand)]
+        action: TracersAction,
+    },
+    /// Release tarballs of context-reader for x86-64 and aarch64 in target/dist/, the aarch64 one
+    /// checked in the VM.
+    Dist {
+        /// Skip running the aarch64 binary in the VM.
+        #[arg(long)]
+        no_vm: bool,
+    },
     /// Run an aarch64 program in a fresh VM and exit with its exit code (a cargo runner).
     VmRun {
         program: PathBuf,
@@ -143,6 +160,56 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<OsString>,
     },
+}
+
+#[derive(Subcommand)]
+enum TracersAction {
+    /// Install the pinned tracers (and Node) under target/tracers/ (pip, npm; idempotent).
+    Install,
+    /// Print the command that runs a tracer's app (for `conformance --external`).
+    Command { name: String },
+    /// Install, certify every tracer app on the backends, write target/tracers/results/ and
+    /// regenerate the README's compatibility table.
+    Certify {
+        #[arg(long, value_enum, default_value = "all")]
+        backend: Backend,
+    },
+    /// Regenerate the README's compatibility table from results files.
+    Table {
+        /// Directory of results files (default target/tracers/results).
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+}
+
+/// What `cargo xtask tracers` needs installed: the host tools and pip / npm.
+const TRACER_LEGS: setup::Legs = setup::Legs {
+    x86_64: false,
+    aarch64: false,
+    bench: false,
+    tracers: true,
+};
+
+fn tracers_task(paths: &Paths, action: TracersAction) -> Result<()> {
+    let legs = TRACER_LEGS;
+    match action {
+        TracersAction::Install => {
+            setup::setup(legs, &paths.cache)?;
+            tracers::install(paths)
+        }
+        TracersAction::Command { name } => {
+            println!("{}", tracers::command(paths, tracers::find(&name)?)?);
+            Ok(())
+        }
+        TracersAction::Certify { backend } => {
+            setup::setup(legs, &paths.cache)?;
+            tracers::certify(paths, || host_cargo(paths), backend.conformance_backends())
+        }
+        TracersAction::Table { input } => {
+            let dir = input.unwrap_or_else(|| tracers::results_dir(paths));
+            compat::update_readme(paths, &compat::rows_from_results_dir(&dir)?)
+        }
+    }
 }
 
 /// rustup's cargo, the one that started us.
@@ -422,6 +489,16 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
             let _ = std::fs::remove_dir_all(&dir);
             corpus(paths, &dir, Some("exe-le/basic"), false)
         });
+        // The real tracers from their registries (pinned), both backends, and the README's
+        // compatibility table generated from the results.
+        steps.run("x86_64 tracers", || {
+            setup::setup(TRACER_LEGS, &paths.cache)?;
+            tracers::certify(
+                paths,
+                || host_cargo(paths),
+                Backend::All.conformance_backends(),
+            )
+        });
     }
     if legs.aarch64 {
         steps.run("aarch64 vm-smoke", || smoke::run_smoke(paths));
@@ -554,6 +631,9 @@ fn main() -> ExitCode {
                 ebpf_snapshots,
             },
         ),
+        Task::Tracers { action } => tracers_task(&paths, action),
+        Task::Dist { no_vm } => setup::setup(Arch::All.legs(), &paths.cache)
+            .and_then(|()| dist::dist(&paths, || host_cargo(&paths), !no_vm)),
         Task::VmRun { program, args } => match vm_run(&paths, &program, &args) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

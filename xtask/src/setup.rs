@@ -47,6 +47,11 @@ const AARCH64_PACKAGES: &[&str] = &[
 /// qemu-utils and bring bookworm's qemu 7.2.
 const AARCH64_BACKPORTS_PACKAGES: &[&str] = &["qemu-system-arm"];
 
+/// What `cargo xtask tracers install` runs: a Python virtualenv (pip comes with it) and npm. Debian's
+/// npm brings Node 18, which only runs npm: the tracer apps run on the Node that npm installs.
+const TRACER_PACKAGES: &[&str] = &["python3-venv"];
+const TRACER_NPM_PACKAGE: &str = "npm";
+
 const BACKPORTS_SOURCE_FILE: &str = "/etc/apt/sources.list.d/xtask-backports.sources";
 
 /// Which legs to prepare.
@@ -56,6 +61,8 @@ pub struct Legs {
     pub aarch64: bool,
     /// What `cargo xtask bench` needs besides the host tools.
     pub bench: bool,
+    /// What `cargo xtask tracers` needs to install the real tracers (pip, npm).
+    pub tracers: bool,
 }
 
 /// What dpkg says about one package.
@@ -98,6 +105,17 @@ fn machine_sources() -> Vec<apt_sources::Source> {
     sources
 }
 
+/// Whether `program` is an executable file in a directory of PATH.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
 fn is_root() -> bool {
     output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
 }
@@ -127,7 +145,7 @@ fn find_missing(legs: Legs) -> Result<Missing> {
         backports_source: None,
     };
     // The aarch64 leg cross-builds the same crates, so it needs the host tools too.
-    if legs.x86_64 || legs.aarch64 || legs.bench {
+    if legs.x86_64 || legs.aarch64 || legs.bench || legs.tracers {
         missing.packages.extend(
             HOST_PACKAGES
                 .iter()
@@ -140,6 +158,17 @@ fn find_missing(legs: Legs) -> Result<Missing> {
                 .iter()
                 .filter(|p| installed_version(p).is_none()),
         );
+    }
+    if legs.tracers {
+        missing.packages.extend(
+            TRACER_PACKAGES
+                .iter()
+                .filter(|p| installed_version(p).is_none()),
+        );
+        // Any npm will do (a machine may have Node from elsewhere): Debian's only when none.
+        if !on_path("npm") {
+            missing.packages.push(TRACER_NPM_PACKAGE);
+        }
     }
     if legs.aarch64 {
         missing.packages.extend(
