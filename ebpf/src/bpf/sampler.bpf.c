@@ -30,6 +30,11 @@ char LICENSE[] SEC("license") = "GPL";
 struct cr_scratch {
 	struct cr_sample_header header;
 	__u8 data[CR_DATA_CAPACITY + CR_DATA_SLACK];
+	/* copy_v1_span's running span [span_lo, span_hi) and whether a string was over the bound;
+	 * kept here, not in registers, so that the per-label step can be a global function */
+	__u64 span_lo;
+	__u64 span_hi;
+	__u64 span_too_large;
 };
 
 struct {
@@ -222,6 +227,71 @@ CR_GLOBAL int cr_copy_v1_label(struct cr_scratch *s, __u32 entry_off)
 	return copy_v1_string(s, value_buf, value_len);
 }
 
+/* Widens the running span to the string copy_v1_string would copy; notes one over the bound. */
+static __always_inline void span_add(struct cr_scratch *s, __u64 buf, __u64 len)
+{
+	if (buf == 0 || len == 0)
+		return;
+	if (len > CR_MAX_V1_STRING) {
+		s->span_too_large = 1;
+		return;
+	}
+	__u64 end = buf + len;
+	if (end < buf) {
+		/* wraps: no span; the per-string reads report it */
+		s->span_lo = 0;
+		s->span_hi = (__u64)-1;
+		return;
+	}
+	if (buf < s->span_lo)
+		s->span_lo = buf;
+	if (end > s->span_hi)
+		s->span_hi = end;
+}
+
+/* Adds the key and value of the label whose 32 bytes are at s->data[entry_off] to the span. */
+CR_GLOBAL int cr_span_v1_label(struct cr_scratch *s, __u32 entry_off)
+{
+	if (!s)
+		return 0;
+	entry_off &= CR_DATA_MASK;
+	__u64 key_buf = *(__u64 *)&s->data[entry_off + 8];
+	if (key_buf == 0)
+		return 0; /* hidden entry: the decoder skips it without reading */
+	span_add(s, key_buf, *(__u64 *)&s->data[entry_off]);
+	span_add(s, *(__u64 *)&s->data[entry_off + 24], *(__u64 *)&s->data[entry_off + 16]);
+	return 0;
+}
+
+/*
+ * Copies every key and value that the per-string reads (cr_copy_v1_label) would copy as ONE
+ * chunk spanning them all, when that span fits in one read: a label set's strings are usually
+ * allocated close together, and one read costs much less than 2 x count reads. The chunk holds
+ * each string whole, which is all the decoder needs (Sample::read serves a range from inside a
+ * larger chunk), plus whatever lies between them, which the decoder never reads. Returns 1 when
+ * done, 0 when the span is empty, too wide or its read failed: the caller then copies the
+ * strings one by one, which also sets the same flags as before.
+ */
+static __always_inline int copy_v1_span(struct cr_scratch *s, __u32 storage_off, __u32 count)
+{
+	s->span_lo = (__u64)-1;
+	s->span_hi = 0;
+	s->span_too_large = 0;
+	for (__u32 i = 0; i < CR_MAX_V1_LABELS; i++) {
+		if (i >= count)
+			break;
+		cr_span_v1_label(s, storage_off + i * CR_V1_LABEL_SIZE);
+	}
+	__u64 lo = s->span_lo, hi = s->span_hi;
+	if (hi <= lo || hi - lo > CR_MAX_READ)
+		return 0;
+	if (cr_copy_chunk(s, lo, (__u32)(hi - lo)) < 0)
+		return 0;
+	if (s->span_too_large)
+		set_flag(s, CR_FLAG_V1_SHIFT, CR_FMT_TOO_LARGE);
+	return 1;
+}
+
 CR_GLOBAL int cr_read_v1(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *rule)
 {
 	const int shift = CR_FLAG_V1_SHIFT;
@@ -272,6 +342,8 @@ CR_GLOBAL int cr_read_v1(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *ru
 		return 0;
 	}
 	__u32 storage_off = (__u32)r;
+	if (copy_v1_span(s, storage_off, count))
+		return 0;
 	for (__u32 i = 0; i < CR_MAX_V1_LABELS; i++) {
 		if (i >= count)
 			break;
@@ -293,20 +365,39 @@ static __always_inline void reread_valid(struct cr_scratch *s, __u64 at, __u8 va
 		set_flag(s, CR_FLAG_V2_SHIFT, CR_FMT_TORN);
 }
 
-/* OTEP 4947: 28 bytes; if valid == 1, attrs_data_size bytes at +28 (capped); valid again. */
-static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
+/*
+ * Shortens the chunk whose bytes start at data offset `r`, the last one, to `len` bytes (no more
+ * than it has) and zeroes its new padding, so that only those bytes leave the kernel.
+ */
+static __always_inline void trim_last_chunk(struct cr_scratch *s, int r, __u32 len)
+{
+	__u32 p = bounded(r - CR_CHUNK_HEADER_SIZE);
+	len &= (2 * CR_MAX_READ - 1);
+	struct cr_chunk_header *h = (void *)&s->data[p];
+	h->len = len;
+	__u32 tail = p + CR_CHUNK_HEADER_SIZE + (len & ~7U);
+	if (len & 7) {
+		/* little-endian: keep the low (len & 7) bytes of the last word */
+		__u64 *word = (__u64 *)&s->data[tail];
+		*word &= (1ULL << ((len & 7) * 8)) - 1;
+	}
+	s->header.data_len = p + CR_CHUNK_HEADER_SIZE + ((len + 7) & ~7U);
+}
+
+/* OTEP 4947 read in two reads: 28 bytes; if valid == 1, attrs_data_size bytes at +28 (capped). */
+static __always_inline int read_otep_split(struct cr_scratch *s, __u64 record, __u8 *valid)
 {
 	const int shift = CR_FLAG_V2_SHIFT;
 	int r = cr_copy_chunk(s, record, CR_V2_HEADER_SIZE);
 	if (r < 0) {
 		fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
-		return;
+		return 0;
 	}
 	__u32 off = bounded(r);
-	__u8 valid = s->data[off + CR_V2_VALID_OFFSET];
+	*valid = s->data[off + CR_V2_VALID_OFFSET];
 	__u32 size = *(__u16 *)&s->data[off + CR_V2_SIZE_OFFSET];
-	if (valid != 1)
-		return;
+	if (*valid != 1)
+		return 0;
 	if (size > CR_MAX_V2_ATTRS) {
 		set_flag(s, shift, CR_FMT_TOO_LARGE);
 		size = CR_MAX_V2_ATTRS;
@@ -315,8 +406,39 @@ static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
 		r = cr_copy_chunk(s, record + CR_V2_HEADER_SIZE, size);
 		if (r < 0) {
 			fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * OTEP 4947: 28 bytes; if valid == 1, attrs_data_size bytes at +28 (capped); valid again.
+ * Header and attrs are read together first: one read of the largest record the program copies
+ * (28 + CR_MAX_V2_ATTRS bytes), one ascending copy with the header first like the two reads it
+ * replaces, then cut to what the decoder reads (28 bytes, or 28 + the capped attrs_data_size the
+ * copied header declares). Only when that read fails (the bytes past a short record are not
+ * mapped, or no room) are the two exact reads done instead, which also set the flags.
+ */
+static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
+{
+	__u8 valid = 0;
+	int r = cr_copy_chunk(s, record, CR_V2_HEADER_SIZE + CR_MAX_V2_ATTRS);
+	if (r >= 0) {
+		__u32 off = bounded(r);
+		valid = s->data[off + CR_V2_VALID_OFFSET];
+		__u32 size = *(__u16 *)&s->data[off + CR_V2_SIZE_OFFSET];
+		if (valid != 1) {
+			trim_last_chunk(s, r, CR_V2_HEADER_SIZE);
 			return;
 		}
+		if (size > CR_MAX_V2_ATTRS) {
+			set_flag(s, CR_FLAG_V2_SHIFT, CR_FMT_TOO_LARGE);
+			size = CR_MAX_V2_ATTRS;
+		}
+		trim_last_chunk(s, r, CR_V2_HEADER_SIZE + size);
+	} else if (!read_otep_split(s, record, &valid)) {
+		return;
 	}
 	reread_valid(s, record + CR_V2_VALID_OFFSET, valid);
 }
