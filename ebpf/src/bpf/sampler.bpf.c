@@ -5,11 +5,14 @@
  * fallback, on every software cpu-clock tick of every CPU). When the interrupted task belongs to a
  * watched process (map `processes`, keyed by tgid), it reads the task's thread pointer through
  * CO-RE, computes the custom-labels v1 slot and the OTEP 4947 slot with the process's slot rules,
- * and copies exactly the ranges the ptrace reader reads (contract.md "What the reader reads,
- * exactly"), each as one chunk (address, length, bytes). User space rebuilds an address space
- * from the chunks and runs the ptrace decoders over it; this program never interprets a record
- * beyond the pointers and lengths it needs to know what to copy next. Every length and count
- * taken from the target is bounded by the CR_ constants of sampler.h.
+ * and copies the ranges the ptrace reader reads (contract.md "What the reader reads, exactly") as
+ * chunks (address, length, bytes): each range as one chunk, except that a v1 set's strings are
+ * copied as one chunk spanning them when that fits in one read (copy_v1_span) and an OTEP 4947
+ * record's header and attrs as one chunk (read_otep_record), since each read has a fixed cost.
+ * User space rebuilds an address space from the chunks and runs the ptrace decoders over it;
+ * this program never interprets a record beyond the pointers and lengths it needs to know what
+ * to copy next. Every length and count taken from the target is bounded by the CR_ constants of
+ * sampler.h.
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -35,6 +38,10 @@ struct cr_scratch {
 	__u64 span_lo;
 	__u64 span_hi;
 	__u64 span_too_large;
+	/* the chunk of cr_copy_slots: user address, length (0: none) and offset in data */
+	__u64 slots_addr;
+	__u64 slots_len;
+	__u64 slots_off;
 };
 
 struct {
@@ -149,6 +156,52 @@ CR_GLOBAL int cr_copy_chunk(struct cr_scratch *s, __u64 addr, __u32 len)
 	s->header.data_len = p + CR_CHUNK_HEADER_SIZE + ((len + 7) & ~7U);
 	s->header.chunk_count += 1;
 	return (int)(p + CR_CHUNK_HEADER_SIZE);
+}
+
+/* Bytes read at a slot: 16 for the ABI 0 inline v1 object, else the 8-byte pointer. */
+static __always_inline __u64 slot_size(struct cr_slot_rule *rule, int v1)
+{
+	return v1 && rule->layout == CR_V1_LAYOUT_INLINE ? CR_V0_INLINE_SIZE : 8;
+}
+
+/*
+ * When both slots are at fixed offsets from the TP (TP_RELATIVE rules: the writer's TLS is in
+ * the static block) and close together, copies both as ONE chunk before either format is read,
+ * and remembers it for slot_chunk; otherwise, or if that read fails, leaves slots_len 0 and
+ * each slot is read on its own as before (which also sets the flags).
+ */
+CR_GLOBAL int cr_copy_slots(struct cr_scratch *s, __u64 tp, struct cr_process_params *params)
+{
+	if (!s || !params)
+		return 0;
+	s->slots_len = 0;
+	if (params->v1.kind != CR_RULE_TP_RELATIVE || params->v2.kind != CR_RULE_TP_RELATIVE)
+		return 0;
+	__u64 a1 = tp + (__u64)params->v1.tp_offset, e1 = a1 + slot_size(&params->v1, 1);
+	__u64 a2 = tp + (__u64)params->v2.tp_offset, e2 = a2 + 8;
+	if (e1 < a1 || e2 < a2)
+		return 0;
+	__u64 lo = a1 < a2 ? a1 : a2;
+	__u64 hi = e1 > e2 ? e1 : e2;
+	if (hi - lo > CR_MAX_READ)
+		return 0;
+	int r = cr_copy_chunk(s, lo, (__u32)(hi - lo));
+	if (r < 0)
+		return 0;
+	s->slots_addr = lo;
+	s->slots_len = hi - lo;
+	s->slots_off = (__u64)r;
+	return 0;
+}
+
+/* Like cr_copy_chunk for a slot: the offset of its bytes in the chunk of cr_copy_slots when
+ * that chunk holds them, else a new chunk. */
+static __always_inline int slot_chunk(struct cr_scratch *s, __u64 slot, __u32 len)
+{
+	__u64 base = s->slots_addr;
+	if (s->slots_len != 0 && slot >= base && slot - base + len <= s->slots_len)
+		return (int)(s->slots_off + (slot - base));
+	return cr_copy_chunk(s, slot, len);
 }
 
 /* Returns the slot address for `rule`, or 0 if there is none for this thread. */
@@ -304,13 +357,13 @@ CR_GLOBAL int cr_read_v1(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *ru
 		return 0;
 	if (rule->layout == CR_V1_LAYOUT_INLINE) {
 		/* ABI 0: the TLS object itself is {storage, count} */
-		r = cr_copy_chunk(s, slot, CR_V0_INLINE_SIZE);
+		r = slot_chunk(s, slot, CR_V0_INLINE_SIZE);
 		if (r < 0) {
 			fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
 			return 0;
 		}
 	} else {
-		r = cr_copy_chunk(s, slot, 8);
+		r = slot_chunk(s, slot, 8);
 		if (r < 0) {
 			fail(s, shift, r, CR_FMT_SLOT_UNREADABLE);
 			return 0;
@@ -508,7 +561,7 @@ CR_GLOBAL int cr_read_v2(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *ru
 	__u64 slot = cr_resolve_slot(s, tp, rule, shift);
 	if (slot == 0)
 		return 0;
-	int r = cr_copy_chunk(s, slot, 8);
+	int r = slot_chunk(s, slot, 8);
 	if (r < 0) {
 		fail(s, shift, r, CR_FMT_SLOT_UNREADABLE);
 		return 0;
@@ -571,6 +624,7 @@ int sample_context(void *ctx)
 	} else if (tp == 0) {
 		s->header.flags |= CR_FLAG_TP_ZERO;
 	} else {
+		cr_copy_slots(s, tp, params);
 		cr_read_v1(s, tp, &params->v1);
 		cr_read_v2(s, tp, &params->v2);
 	}
