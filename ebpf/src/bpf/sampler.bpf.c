@@ -94,6 +94,10 @@ _Static_assert(CR_DATA_SLACK >= CR_CHUNK_HEADER_SIZE + 2 * CR_MAX_READ + 8, "sla
 #define COPY_FAULT (-1)
 #define COPY_FULL (-2)
 
+/* Smallest page size of the supported kernels: reads that stay inside one such granule never
+ * touch a page the first byte is not in. */
+#define CR_PAGE_GRANULE 4096
+
 static __always_inline void count(__u32 index)
 {
 	__u64 *value = bpf_map_lookup_elem(&counters, &index);
@@ -467,16 +471,23 @@ static __always_inline int read_otep_split(struct cr_scratch *s, __u64 record, _
 
 /*
  * OTEP 4947: 28 bytes; if valid == 1, attrs_data_size bytes at +28 (capped); valid again.
- * Header and attrs are read together first: one read of the largest record the program copies
- * (28 + CR_MAX_V2_ATTRS bytes), one ascending copy with the header first like the two reads it
- * replaces, then cut to what the decoder reads (28 bytes, or 28 + the capped attrs_data_size the
- * copied header declares). Only when that read fails (the bytes past a short record are not
- * mapped, or no room) are the two exact reads done instead, which also set the flags.
+ * Header and attrs are read together first: one read from the record to the end of its 4 KiB
+ * page (at most 28 + CR_MAX_V2_ATTRS bytes, the largest record the program copies; a 4 KiB
+ * boundary is a page boundary or inside a larger page, so this read never reaches a page the
+ * record does not start in, and a fault there costs more than a read), one ascending copy with
+ * the header first like the two reads it replaces, then cut to what the decoder reads (28 bytes,
+ * or 28 + the capped attrs_data_size the copied header declares). When the attrs run past that
+ * page, the chunk is cut to the header and the attrs are read on their own, as before; when the
+ * first read fails, the two exact reads are done instead, which also set the flags.
  */
 static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
 {
+	const int shift = CR_FLAG_V2_SHIFT;
 	__u8 valid = 0;
-	int r = cr_copy_chunk(s, record, CR_V2_HEADER_SIZE + CR_MAX_V2_ATTRS);
+	__u32 room = CR_PAGE_GRANULE - (__u32)(record & (CR_PAGE_GRANULE - 1));
+	if (room > CR_V2_HEADER_SIZE + CR_MAX_V2_ATTRS)
+		room = CR_V2_HEADER_SIZE + CR_MAX_V2_ATTRS;
+	int r = room >= CR_V2_HEADER_SIZE ? cr_copy_chunk(s, record, room) : COPY_FAULT;
 	if (r >= 0) {
 		__u32 off = bounded(r);
 		valid = s->data[off + CR_V2_VALID_OFFSET];
@@ -486,10 +497,19 @@ static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
 			return;
 		}
 		if (size > CR_MAX_V2_ATTRS) {
-			set_flag(s, CR_FLAG_V2_SHIFT, CR_FMT_TOO_LARGE);
+			set_flag(s, shift, CR_FMT_TOO_LARGE);
 			size = CR_MAX_V2_ATTRS;
 		}
-		trim_last_chunk(s, r, CR_V2_HEADER_SIZE + size);
+		if (CR_V2_HEADER_SIZE + size <= room) {
+			trim_last_chunk(s, r, CR_V2_HEADER_SIZE + size);
+		} else {
+			trim_last_chunk(s, r, CR_V2_HEADER_SIZE);
+			r = cr_copy_chunk(s, record + CR_V2_HEADER_SIZE, size);
+			if (r < 0) {
+				fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
+				return;
+			}
+		}
 	} else if (!read_otep_split(s, record, &valid)) {
 		return;
 	}
