@@ -31,13 +31,13 @@ pub const CR_V0_INLINE_SIZE: u64 = v1::V0_INLINE_SIZE as u64;
 /// Most OTEP 4947 attribute bytes the kernel copies.
 pub const CR_MAX_V2_ATTRS: u64 = 1024;
 /// Largest single read the kernel does.
-pub const CR_MAX_READ: u64 = 1024;
+pub const CR_MAX_READ: u64 = 2048;
 /// Bytes of chunks one sample can hold.
 pub const CR_DATA_CAPACITY: u64 = 32768;
 /// Mask the program applies to offsets in the chunk area.
 pub const CR_DATA_MASK: u64 = CR_DATA_CAPACITY - 1;
 /// Slack past the chunk area in the scratch buffer.
-pub const CR_DATA_SLACK: u64 = 4096;
+pub const CR_DATA_SLACK: u64 = 8192;
 /// Ring buffer size in bytes.
 pub const CR_RING_BYTES: u64 = 4 * 1024 * 1024;
 /// Capacity of the watched-processes map.

@@ -5,11 +5,14 @@
  * fallback, on every software cpu-clock tick of every CPU). When the interrupted task belongs to a
  * watched process (map `processes`, keyed by tgid), it reads the task's thread pointer through
  * CO-RE, computes the custom-labels v1 slot and the OTEP 4947 slot with the process's slot rules,
- * and copies exactly the ranges the ptrace reader reads (contract.md "What the reader reads,
- * exactly"), each as one chunk (address, length, bytes). User space rebuilds an address space
- * from the chunks and runs the ptrace decoders over it; this program never interprets a record
- * beyond the pointers and lengths it needs to know what to copy next. Every length and count
- * taken from the target is bounded by the CR_ constants of sampler.h.
+ * and copies the ranges the ptrace reader reads (contract.md "What the reader reads, exactly") as
+ * chunks (address, length, bytes): each range as one chunk, except that a v1 set's strings are
+ * copied as one chunk spanning them when that fits in one read (copy_v1_span) and an OTEP 4947
+ * record's header and attrs as one chunk (read_otep_record), since each read has a fixed cost.
+ * User space rebuilds an address space from the chunks and runs the ptrace decoders over it;
+ * this program never interprets a record beyond the pointers and lengths it needs to know what
+ * to copy next. Every length and count taken from the target is bounded by the CR_ constants of
+ * sampler.h.
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -30,6 +33,15 @@ char LICENSE[] SEC("license") = "GPL";
 struct cr_scratch {
 	struct cr_sample_header header;
 	__u8 data[CR_DATA_CAPACITY + CR_DATA_SLACK];
+	/* copy_v1_span's running span [span_lo, span_hi) and whether a string was over the bound;
+	 * kept here, not in registers, so that the per-label step can be a global function */
+	__u64 span_lo;
+	__u64 span_hi;
+	__u64 span_too_large;
+	/* the chunk of cr_copy_slots: user address, length (0: none) and offset in data */
+	__u64 slots_addr;
+	__u64 slots_len;
+	__u64 slots_off;
 };
 
 struct {
@@ -81,6 +93,10 @@ _Static_assert(CR_DATA_SLACK >= CR_CHUNK_HEADER_SIZE + 2 * CR_MAX_READ + 8, "sla
 /* Errors of cr_copy_chunk (it returns an offset >= 0 on success). */
 #define COPY_FAULT (-1)
 #define COPY_FULL (-2)
+
+/* Smallest page size of the supported kernels: reads that stay inside one such granule never
+ * touch a page the first byte is not in. */
+#define CR_PAGE_GRANULE 4096
 
 static __always_inline void count(__u32 index)
 {
@@ -144,6 +160,52 @@ CR_GLOBAL int cr_copy_chunk(struct cr_scratch *s, __u64 addr, __u32 len)
 	s->header.data_len = p + CR_CHUNK_HEADER_SIZE + ((len + 7) & ~7U);
 	s->header.chunk_count += 1;
 	return (int)(p + CR_CHUNK_HEADER_SIZE);
+}
+
+/* Bytes read at a slot: 16 for the ABI 0 inline v1 object, else the 8-byte pointer. */
+static __always_inline __u64 slot_size(struct cr_slot_rule *rule, int v1)
+{
+	return v1 && rule->layout == CR_V1_LAYOUT_INLINE ? CR_V0_INLINE_SIZE : 8;
+}
+
+/*
+ * When both slots are at fixed offsets from the TP (TP_RELATIVE rules: the writer's TLS is in
+ * the static block) and close together, copies both as ONE chunk before either format is read,
+ * and remembers it for slot_chunk; otherwise, or if that read fails, leaves slots_len 0 and
+ * each slot is read on its own as before (which also sets the flags).
+ */
+CR_GLOBAL int cr_copy_slots(struct cr_scratch *s, __u64 tp, struct cr_process_params *params)
+{
+	if (!s || !params)
+		return 0;
+	s->slots_len = 0;
+	if (params->v1.kind != CR_RULE_TP_RELATIVE || params->v2.kind != CR_RULE_TP_RELATIVE)
+		return 0;
+	__u64 a1 = tp + (__u64)params->v1.tp_offset, e1 = a1 + slot_size(&params->v1, 1);
+	__u64 a2 = tp + (__u64)params->v2.tp_offset, e2 = a2 + 8;
+	if (e1 < a1 || e2 < a2)
+		return 0;
+	__u64 lo = a1 < a2 ? a1 : a2;
+	__u64 hi = e1 > e2 ? e1 : e2;
+	if (hi - lo > CR_MAX_READ)
+		return 0;
+	int r = cr_copy_chunk(s, lo, (__u32)(hi - lo));
+	if (r < 0)
+		return 0;
+	s->slots_addr = lo;
+	s->slots_len = hi - lo;
+	s->slots_off = (__u64)r;
+	return 0;
+}
+
+/* Like cr_copy_chunk for a slot: the offset of its bytes in the chunk of cr_copy_slots when
+ * that chunk holds them, else a new chunk. */
+static __always_inline int slot_chunk(struct cr_scratch *s, __u64 slot, __u32 len)
+{
+	__u64 base = s->slots_addr;
+	if (s->slots_len != 0 && slot >= base && slot - base + len <= s->slots_len)
+		return (int)(s->slots_off + (slot - base));
+	return cr_copy_chunk(s, slot, len);
 }
 
 /* Returns the slot address for `rule`, or 0 if there is none for this thread. */
@@ -222,6 +284,71 @@ CR_GLOBAL int cr_copy_v1_label(struct cr_scratch *s, __u32 entry_off)
 	return copy_v1_string(s, value_buf, value_len);
 }
 
+/* Widens the running span to the string copy_v1_string would copy; notes one over the bound. */
+static __always_inline void span_add(struct cr_scratch *s, __u64 buf, __u64 len)
+{
+	if (buf == 0 || len == 0)
+		return;
+	if (len > CR_MAX_V1_STRING) {
+		s->span_too_large = 1;
+		return;
+	}
+	__u64 end = buf + len;
+	if (end < buf) {
+		/* wraps: no span; the per-string reads report it */
+		s->span_lo = 0;
+		s->span_hi = (__u64)-1;
+		return;
+	}
+	if (buf < s->span_lo)
+		s->span_lo = buf;
+	if (end > s->span_hi)
+		s->span_hi = end;
+}
+
+/* Adds the key and value of the label whose 32 bytes are at s->data[entry_off] to the span. */
+CR_GLOBAL int cr_span_v1_label(struct cr_scratch *s, __u32 entry_off)
+{
+	if (!s)
+		return 0;
+	entry_off &= CR_DATA_MASK;
+	__u64 key_buf = *(__u64 *)&s->data[entry_off + 8];
+	if (key_buf == 0)
+		return 0; /* hidden entry: the decoder skips it without reading */
+	span_add(s, key_buf, *(__u64 *)&s->data[entry_off]);
+	span_add(s, *(__u64 *)&s->data[entry_off + 24], *(__u64 *)&s->data[entry_off + 16]);
+	return 0;
+}
+
+/*
+ * Copies every key and value that the per-string reads (cr_copy_v1_label) would copy as ONE
+ * chunk spanning them all, when that span fits in one read: a label set's strings are usually
+ * allocated close together, and one read costs much less than 2 x count reads. The chunk holds
+ * each string whole, which is all the decoder needs (Sample::read serves a range from inside a
+ * larger chunk), plus whatever lies between them, which the decoder never reads. Returns 1 when
+ * done, 0 when the span is empty, too wide or its read failed: the caller then copies the
+ * strings one by one, which also sets the same flags as before.
+ */
+static __always_inline int copy_v1_span(struct cr_scratch *s, __u32 storage_off, __u32 count)
+{
+	s->span_lo = (__u64)-1;
+	s->span_hi = 0;
+	s->span_too_large = 0;
+	for (__u32 i = 0; i < CR_MAX_V1_LABELS; i++) {
+		if (i >= count)
+			break;
+		cr_span_v1_label(s, storage_off + i * CR_V1_LABEL_SIZE);
+	}
+	__u64 lo = s->span_lo, hi = s->span_hi;
+	if (hi <= lo || hi - lo > CR_MAX_READ)
+		return 0;
+	if (cr_copy_chunk(s, lo, (__u32)(hi - lo)) < 0)
+		return 0;
+	if (s->span_too_large)
+		set_flag(s, CR_FLAG_V1_SHIFT, CR_FMT_TOO_LARGE);
+	return 1;
+}
+
 CR_GLOBAL int cr_read_v1(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *rule)
 {
 	const int shift = CR_FLAG_V1_SHIFT;
@@ -234,13 +361,13 @@ CR_GLOBAL int cr_read_v1(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *ru
 		return 0;
 	if (rule->layout == CR_V1_LAYOUT_INLINE) {
 		/* ABI 0: the TLS object itself is {storage, count} */
-		r = cr_copy_chunk(s, slot, CR_V0_INLINE_SIZE);
+		r = slot_chunk(s, slot, CR_V0_INLINE_SIZE);
 		if (r < 0) {
 			fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
 			return 0;
 		}
 	} else {
-		r = cr_copy_chunk(s, slot, 8);
+		r = slot_chunk(s, slot, 8);
 		if (r < 0) {
 			fail(s, shift, r, CR_FMT_SLOT_UNREADABLE);
 			return 0;
@@ -272,6 +399,8 @@ CR_GLOBAL int cr_read_v1(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *ru
 		return 0;
 	}
 	__u32 storage_off = (__u32)r;
+	if (copy_v1_span(s, storage_off, count))
+		return 0;
 	for (__u32 i = 0; i < CR_MAX_V1_LABELS; i++) {
 		if (i >= count)
 			break;
@@ -293,20 +422,39 @@ static __always_inline void reread_valid(struct cr_scratch *s, __u64 at, __u8 va
 		set_flag(s, CR_FLAG_V2_SHIFT, CR_FMT_TORN);
 }
 
-/* OTEP 4947: 28 bytes; if valid == 1, attrs_data_size bytes at +28 (capped); valid again. */
-static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
+/*
+ * Shortens the chunk whose bytes start at data offset `r`, the last one, to `len` bytes (no more
+ * than it has) and zeroes its new padding, so that only those bytes leave the kernel.
+ */
+static __always_inline void trim_last_chunk(struct cr_scratch *s, int r, __u32 len)
+{
+	__u32 p = bounded(r - CR_CHUNK_HEADER_SIZE);
+	len &= (2 * CR_MAX_READ - 1);
+	struct cr_chunk_header *h = (void *)&s->data[p];
+	h->len = len;
+	__u32 tail = p + CR_CHUNK_HEADER_SIZE + (len & ~7U);
+	if (len & 7) {
+		/* little-endian: keep the low (len & 7) bytes of the last word */
+		__u64 *word = (__u64 *)&s->data[tail];
+		*word &= (1ULL << ((len & 7) * 8)) - 1;
+	}
+	s->header.data_len = p + CR_CHUNK_HEADER_SIZE + ((len + 7) & ~7U);
+}
+
+/* OTEP 4947 read in two reads: 28 bytes; if valid == 1, attrs_data_size bytes at +28 (capped). */
+static __always_inline int read_otep_split(struct cr_scratch *s, __u64 record, __u8 *valid)
 {
 	const int shift = CR_FLAG_V2_SHIFT;
 	int r = cr_copy_chunk(s, record, CR_V2_HEADER_SIZE);
 	if (r < 0) {
 		fail(s, shift, r, CR_FMT_RECORD_UNREADABLE);
-		return;
+		return 0;
 	}
 	__u32 off = bounded(r);
-	__u8 valid = s->data[off + CR_V2_VALID_OFFSET];
+	*valid = s->data[off + CR_V2_VALID_OFFSET];
 	__u32 size = *(__u16 *)&s->data[off + CR_V2_SIZE_OFFSET];
-	if (valid != 1)
-		return;
+	if (*valid != 1)
+		return 0;
 	if (size > CR_MAX_V2_ATTRS) {
 		set_flag(s, shift, CR_FMT_TOO_LARGE);
 		size = CR_MAX_V2_ATTRS;
@@ -315,8 +463,55 @@ static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
 		r = cr_copy_chunk(s, record + CR_V2_HEADER_SIZE, size);
 		if (r < 0) {
 			fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * OTEP 4947: 28 bytes; if valid == 1, attrs_data_size bytes at +28 (capped); valid again.
+ * Header and attrs are read together first: one read from the record to the end of its 4 KiB
+ * page (at most 28 + CR_MAX_V2_ATTRS bytes, the largest record the program copies; a 4 KiB
+ * boundary is a page boundary or inside a larger page, so this read never reaches a page the
+ * record does not start in, and a fault there costs more than a read), one ascending copy with
+ * the header first like the two reads it replaces, then cut to what the decoder reads (28 bytes,
+ * or 28 + the capped attrs_data_size the copied header declares). When the attrs run past that
+ * page, the chunk is cut to the header and the attrs are read on their own, as before; when the
+ * first read fails, the two exact reads are done instead, which also set the flags.
+ */
+static __always_inline void read_otep_record(struct cr_scratch *s, __u64 record)
+{
+	const int shift = CR_FLAG_V2_SHIFT;
+	__u8 valid = 0;
+	__u32 room = CR_PAGE_GRANULE - (__u32)(record & (CR_PAGE_GRANULE - 1));
+	if (room > CR_V2_HEADER_SIZE + CR_MAX_V2_ATTRS)
+		room = CR_V2_HEADER_SIZE + CR_MAX_V2_ATTRS;
+	int r = room >= CR_V2_HEADER_SIZE ? cr_copy_chunk(s, record, room) : COPY_FAULT;
+	if (r >= 0) {
+		__u32 off = bounded(r);
+		valid = s->data[off + CR_V2_VALID_OFFSET];
+		__u32 size = *(__u16 *)&s->data[off + CR_V2_SIZE_OFFSET];
+		if (valid != 1) {
+			trim_last_chunk(s, r, CR_V2_HEADER_SIZE);
 			return;
 		}
+		if (size > CR_MAX_V2_ATTRS) {
+			set_flag(s, shift, CR_FMT_TOO_LARGE);
+			size = CR_MAX_V2_ATTRS;
+		}
+		if (CR_V2_HEADER_SIZE + size <= room) {
+			trim_last_chunk(s, r, CR_V2_HEADER_SIZE + size);
+		} else {
+			trim_last_chunk(s, r, CR_V2_HEADER_SIZE);
+			r = cr_copy_chunk(s, record + CR_V2_HEADER_SIZE, size);
+			if (r < 0) {
+				fail(s, shift, r, CR_FMT_ARRAY_UNREADABLE);
+				return;
+			}
+		}
+	} else if (!read_otep_split(s, record, &valid)) {
+		return;
 	}
 	reread_valid(s, record + CR_V2_VALID_OFFSET, valid);
 }
@@ -386,7 +581,7 @@ CR_GLOBAL int cr_read_v2(struct cr_scratch *s, __u64 tp, struct cr_slot_rule *ru
 	__u64 slot = cr_resolve_slot(s, tp, rule, shift);
 	if (slot == 0)
 		return 0;
-	int r = cr_copy_chunk(s, slot, 8);
+	int r = slot_chunk(s, slot, 8);
 	if (r < 0) {
 		fail(s, shift, r, CR_FMT_SLOT_UNREADABLE);
 		return 0;
@@ -449,6 +644,7 @@ int sample_context(void *ctx)
 	} else if (tp == 0) {
 		s->header.flags |= CR_FLAG_TP_ZERO;
 	} else {
+		cr_copy_slots(s, tp, params);
 		cr_read_v1(s, tp, &params->v1);
 		cr_read_v2(s, tp, &params->v2);
 	}

@@ -24,14 +24,16 @@
 #define CR_V0_INLINE_SIZE 16
 #define CR_MAX_V2_ATTRS 1024
 
-/* Largest single user-memory read (v1 storage: 32 labels x 32 bytes; v2 attrs: 1024). */
-#define CR_MAX_READ 1024
+/* Largest single user-memory read: v1 storage (32 labels x 32 bytes), the span of a label set's
+ * strings when they are copied as one chunk, the OTEP 4947 header and attrs read together
+ * (28 + 1024 bytes). Kept a power of two: the program masks lengths with 2 * CR_MAX_READ - 1. */
+#define CR_MAX_READ 2048
 
 /* Chunk area of one sample: records hold at most this many bytes after the sample header. */
 #define CR_DATA_CAPACITY 32768
 #define CR_DATA_MASK (CR_DATA_CAPACITY - 1)
 /* Room past the capacity so that the verifier can check masked offsets without relations. */
-#define CR_DATA_SLACK 4096
+#define CR_DATA_SLACK 8192
 
 /* Ring buffer size in bytes (power of two, multiple of the page size). */
 #define CR_RING_BYTES (4 * 1024 * 1024)

@@ -352,3 +352,73 @@ fn expected_thread_pointers(tids: &BTreeSet<i32>) -> BTreeMap<i32, u64> {
 fn expected_thread_pointers(_: &BTreeSet<i32>) -> BTreeMap<i32, u64> {
     BTreeMap::new()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::v1::decode_v1_set;
+    use crate::snapshot::{Bytes, Label};
+    use context_reader_ebpf::sample::SampleFlags;
+
+    fn words(values: &[u64]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    /// A v1 sample as the kernel sends it when a set's strings are close together: set, label
+    /// array, then ONE chunk spanning every key and value with unrelated bytes between them.
+    fn span_sample(span_len: usize) -> Sample {
+        let mut span = vec![0xee_u8; span_len];
+        for (at, text) in [
+            (0x00, &b"abc"[..]),
+            (0x08, b"hello"),
+            (0x10, b"xy"),
+            (0x20, b"k"),
+        ] {
+            if at + text.len() <= span_len {
+                span[at..at + text.len()].copy_from_slice(text);
+            }
+        }
+        Sample {
+            tid: 1,
+            tgid: 1,
+            tp: 0x7000,
+            flags: SampleFlags(0),
+            ktime_ns: 0,
+            cpu: 0,
+            chunks: vec![
+                (0x1000, words(&[0x2000, 2, 2])),
+                (0x2000, words(&[3, 0x3000, 2, 0x3010, 1, 0x3020, 5, 0x3008])),
+                (0x3000, span),
+            ],
+        }
+    }
+
+    #[test]
+    fn v1_strings_decode_from_inside_one_spanning_chunk() {
+        let limits = V1Limits {
+            max_labels: CR_MAX_V1_LABELS,
+            max_string_len: CR_MAX_V1_STRING,
+        };
+        let sample = span_sample(0x21);
+        let decoded = decode_v1_set(&SampleMemory(&sample), 0x1000, &limits);
+        assert_eq!(decoded.errors, vec![]);
+        let label = |k: &[u8], v: &[u8]| Label {
+            key: Bytes(k.to_vec()),
+            value: Bytes(v.to_vec()),
+        };
+        assert_eq!(
+            decoded.value.expect("labels").labels,
+            vec![label(b"abc", b"xy"), label(b"k", b"hello")]
+        );
+
+        // One byte short: the last key is not wholly inside any chunk, so it is unreadable.
+        let short = span_sample(0x20);
+        let decoded = decode_v1_set(&SampleMemory(&short), 0x1000, &limits);
+        assert_eq!(
+            decoded.value.expect("labels").labels,
+            vec![label(b"abc", b"xy")]
+        );
+        assert_eq!(decoded.errors.len(), 1, "{:?}", decoded.errors);
+        assert_eq!(decoded.errors[0].kind, ErrorKind::Unreadable);
+    }
+}
