@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use context_reader::sys;
 use context_reader::Backend;
-use context_reader::{render, ReaderError, Session, SnapshotOptions, SnapshotStats};
+use context_reader::{render, ReaderError, Session, Snapshot, SnapshotOptions, SnapshotStats};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -222,16 +222,7 @@ fn read(args: ReadArgs) -> ExitCode {
                 return fail(&e);
             }
         };
-        let mut out = std::io::stdout().lock();
-        let printed = match args.format {
-            OutputFormat::Json => writeln!(
-                out,
-                "{}",
-                serde_json::to_string(&snapshot).expect("snapshots serialise")
-            ),
-            OutputFormat::Text => write!(out, "{}", render::text(&snapshot)),
-        };
-        if printed.and_then(|_| out.flush()).is_err() {
+        if print_snapshot(args.format, &snapshot).is_err() {
             return ExitCode::SUCCESS; // stdout closed (e.g. piped into head)
         }
         if args.stats {
@@ -278,17 +269,22 @@ fn core(args: &CoreArgs) -> ExitCode {
             serde_json::to_string_pretty(&plan).unwrap_or_default()
         );
     }
+    let _ = print_snapshot(args.format, &snapshot);
+    ExitCode::SUCCESS
+}
+
+/// One snapshot on stdout: a JSON line or the escaped text; an error when stdout is closed.
+fn print_snapshot(format: OutputFormat, snapshot: &Snapshot) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let printed = match args.format {
+    match format {
         OutputFormat::Json => writeln!(
             out,
             "{}",
-            serde_json::to_string(&snapshot).expect("snapshots serialise")
+            serde_json::to_string(snapshot).expect("snapshots serialise")
         ),
-        OutputFormat::Text => write!(out, "{}", render::text(&snapshot)),
-    };
-    let _ = printed.and_then(|_| out.flush());
-    ExitCode::SUCCESS
+        OutputFormat::Text => write!(out, "{}", render::text(snapshot)),
+    }?;
+    out.flush()
 }
 
 fn print_stats(stats: &SnapshotStats) {

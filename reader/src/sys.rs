@@ -25,25 +25,9 @@ impl ProcessMemory {
 
 impl Memory for ProcessMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        if buf.is_empty() {
-            return Ok(());
-        }
+        // Whole or error: a read that stops short (pitfall 25) is one of fewer than all bytes.
         let len = buf.len();
-        let remote = [RemoteIoVec {
-            base: addr as usize,
-            len,
-        }];
-        let mut local = [std::io::IoSliceMut::new(buf)];
-        match process_vm_readv(self.pid, &mut local, &remote) {
-            Ok(n) if n == len => Ok(()),
-            // The kernel stops at the first unmapped page (pitfall 25).
-            Ok(n) => Err(MemoryError::new(
-                addr,
-                len,
-                format!("short read of {n} bytes"),
-            )),
-            Err(e) => Err(MemoryError::new(addr, len, e.desc())),
-        }
+        self.read_upto(addr, buf, len).map(|_| ())
     }
 
     fn read_upto(&self, addr: u64, buf: &mut [u8], min: usize) -> Result<usize, MemoryError> {
