@@ -59,7 +59,12 @@ pub fn cargo(paths: &Paths) -> Result<Command> {
             cmd.env_remove(&*name);
         }
     }
-    let runner = format!("{} vm-run", std::env::current_exe()?.display());
+    // A step that rebuilt xtask meanwhile (a nested `cargo run -p xtask`) leaves this process's
+    // executable "(deleted)": the new build at the same path is the runner, and the suffix
+    // would be split off as a subcommand by cargo.
+    let exe = std::env::current_exe()?;
+    let exe = exe.to_string_lossy();
+    let runner = format!("{} vm-run", exe.strip_suffix(" (deleted)").unwrap_or(&exe));
     let musl_bin = write_musl_wrapper(paths)?;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let path = std::env::join_paths(std::iter::once(musl_bin).chain(std::env::split_paths(&path)))?;
