@@ -1127,7 +1127,13 @@ fn plan_with_candidates(candidates: &[Candidate]) -> (ImageMemory, ReadPlan, Vec
         let name = if i % 2 == 0 { "[anon:OTEL_CTX]" } else { MEMFD };
         mappings.push((start, name.to_string()));
     }
-    let plan = ReadPlan {
+    let plan = plan_of_context_mappings(&mappings);
+    (img.build(), plan, mappings)
+}
+
+/// A plan with no thread slots and one 4 KiB context mapping per `(start, name)`.
+fn plan_of_context_mappings(mappings: &[(u64, String)]) -> ReadPlan {
+    ReadPlan {
         pid: 1,
         arch: Arch::host(),
         libc: Libc::Glibc,
@@ -1142,8 +1148,7 @@ fn plan_with_candidates(candidates: &[Candidate]) -> (ImageMemory, ReadPlan, Vec
             })
             .collect(),
         errors: vec![],
-    };
-    (img.build(), plan, mappings)
+    }
 }
 
 // rules: pc-singleton, pc-validate-header
@@ -1231,19 +1236,7 @@ fn process_level_errors_are_bounded() {
 fn errors_of_context(attributes: Vec<KeyValueMsg>) -> Vec<ReadError> {
     let payload = process_context_payload(vec![kv_str("service.name", "s")], attributes);
     let (mem, start) = image_with(&CtxHeader::for_payload(&payload, TS), &payload);
-    let plan = ReadPlan {
-        pid: 1,
-        arch: Arch::host(),
-        libc: Libc::Glibc,
-        v1: vec![],
-        v2: vec![],
-        context_mappings: vec![ContextMapping {
-            start,
-            end: start + 4096,
-            name: MEMFD.to_string(),
-        }],
-        errors: vec![],
-    };
+    let plan = plan_of_context_mappings(&[(start, MEMFD.to_string())]);
     let mut errors = Vec::new();
     let (context, _) = read_process_context(&mem, &plan, DEFAULT_MAX_PAYLOAD, &mut errors);
     assert!(context.is_some(), "the context itself is still reported");
