@@ -25,6 +25,17 @@ use context_reader::SnapshotOptions;
 
 pub const EM_X86_64: u16 = 62;
 pub const EM_AARCH64: u16 = 183;
+/// The machine the test writers are built for, so synthetic cores can map them; and another.
+const EM_NATIVE: u16 = if cfg!(target_arch = "aarch64") {
+    EM_AARCH64
+} else {
+    EM_X86_64
+};
+const EM_FOREIGN: u16 = if EM_NATIVE == EM_X86_64 {
+    EM_AARCH64
+} else {
+    EM_X86_64
+};
 const NT_PRSTATUS: u32 = 1;
 const NT_PRPSINFO: u32 = 3;
 const NT_AUXV: u32 = 6;
@@ -332,7 +343,7 @@ fn other_machines_other_types_and_missing_notes_are_clear_errors() {
 
 /// A test writer's executable (gcc's build id), and a core mapping it with its first page.
 fn writer_core(first_page: &[u8]) -> CoreBuilder {
-    CoreBuilder::new(EM_X86_64)
+    CoreBuilder::new(EM_NATIVE)
         .thread(300, 0x7f00_0000_0740)
         .psinfo(300, b"w")
         .entry(0x40_0000)
@@ -394,9 +405,9 @@ fn sysroot_files_are_checked_against_the_build_id_in_the_core() {
     let (s, _) = snapshot_of_core(&core, empty.path(), &opts);
     assert_eq!(tls_errors(&s), []);
     // A sysroot file for another machine.
-    let mut arm = bytes.clone();
-    arm[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
-    std::fs::write(sysroot.path().join("w/exe"), &arm).unwrap();
+    let mut foreign = bytes.clone();
+    foreign[18..20].copy_from_slice(&EM_FOREIGN.to_le_bytes());
+    std::fs::write(sysroot.path().join("w/exe"), &foreign).unwrap();
     let core = parse(&writer_core(&[0u8; 4096])).unwrap();
     let (s, _) = snapshot_of_core(&core, sysroot.path(), &opts);
     let errors = tls_errors(&s);
@@ -542,7 +553,7 @@ fn undumped_file_mappings_are_read_from_the_verified_file_only() {
     std::fs::create_dir_all(sysroot.path().join("w")).unwrap();
     std::fs::write(sysroot.path().join("w/exe"), &bytes).unwrap();
     let core_with = |first_page: &[u8]| {
-        CoreBuilder::new(EM_X86_64)
+        CoreBuilder::new(EM_NATIVE)
             .thread(300, 0)
             .files(&[
                 (0x40_0000, 0x40_1000, 0, "/w/exe"),
