@@ -82,6 +82,7 @@ pub fn cargo(paths: &Paths) -> Result<Command> {
         .env("CXX_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-g++")
         .env("AR_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-ar")
         .env("XTASK_CACHE", &paths.cache)
+        .env(crate::VM_FAILURES_LOG_VAR, crate::vm_failures_log(paths))
         .current_dir(&paths.workspace);
     Ok(cmd)
 }

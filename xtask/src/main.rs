@@ -437,8 +437,12 @@ fn test(paths: &Paths, arch: Arch) -> Result<()> {
     let legs = arch.legs();
     let mut steps = StepTimes::default();
     steps.run("setup", || setup::setup(legs, &paths.cache));
+    let _ = std::fs::remove_file(vm_failures_log(paths));
     let result = test_steps(paths, legs, &mut steps);
     eprintln!("\nxtask test: time per step\n{}", steps.table());
+    if let Ok(failures) = std::fs::read_to_string(vm_failures_log(paths)) {
+        eprintln!("xtask test: the last lines of each failed aarch64 VM run\n{failures}");
+    }
     result?;
     let failed = steps.failed();
     if !failed.is_empty() {
@@ -574,18 +578,56 @@ fn corpus(paths: &Paths, dir: &std::path::Path, filter: Option<&str>, pack: bool
 
 fn vm_run(paths: &Paths, program: &std::path::Path, args: &[OsString]) -> Result<u8> {
     let outcome = guest::run_in_vm(&paths.cache, program, args)?;
-    if outcome.timed_out {
+    let code = if outcome.timed_out {
         eprintln!(
             "xtask vm-run: timed out; VM killed (set XTASK_VM_TIMEOUT_SECS to change the limit)"
         );
-        return Ok(124);
-    }
-    match outcome.exit_code {
-        Some(code) => Ok(u8::try_from(code).unwrap_or(1)),
-        None => {
-            eprintln!("xtask vm-run: the VM ended without printing an exit code (kernel panic or guest crash): failure");
-            Ok(125)
+        124
+    } else {
+        match outcome.exit_code {
+            Some(code) => u8::try_from(code).unwrap_or(1),
+            None => {
+                eprintln!("xtask vm-run: the VM ended without printing an exit code (kernel panic or guest crash): failure");
+                125
+            }
         }
+    };
+    if code != 0 {
+        record_vm_failure(program, code, &outcome.output);
+    }
+    Ok(code)
+}
+
+/// Where `vm-run` appends the last lines of each failed guest run, which `xtask test` prints
+/// after its step table: a CI log shown only in part then still says why an aarch64 step failed
+/// (a watchdog's message, a panic) rather than only that it did. The cross cargo passes the path
+/// to its runner in [`VM_FAILURES_LOG_VAR`] (its own target dir is another).
+fn vm_failures_log(paths: &Paths) -> std::path::PathBuf {
+    paths.target.join("xtask-vm-failures.log")
+}
+
+const VM_FAILURES_LOG_VAR: &str = "XTASK_VM_FAILURES_LOG";
+
+const VM_FAILURE_TAIL_LINES: usize = 25;
+
+fn record_vm_failure(program: &std::path::Path, code: u8, output: &str) {
+    let Some(log) = std::env::var_os(VM_FAILURES_LOG_VAR) else {
+        return;
+    };
+    let lines: Vec<&str> = output.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(VM_FAILURE_TAIL_LINES)..];
+    let entry = format!(
+        "### {} (exit code {code})\n```\n{}\n```\n",
+        program.display(),
+        tail.join("\n")
+    );
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, entry.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("xtask vm-run: cannot record the failure: {e}");
     }
 }
 
