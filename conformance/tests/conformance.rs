@@ -5,7 +5,8 @@
 //! `conformance::compare`, closes stdin and requires exit 0.
 //!
 //! Environment: `CONFORMANCE_BACKENDS=ptrace,ebpf,core` (default `ptrace`) picks the backends
-//! (`core`: a `gcore` of the running target read by `context-reader core`, see `core_selected`);
+//! (`core`: a core of the target read by `context-reader core`, see `core_selected` and the
+//! runner's `CoreSource`);
 //! `CONFORMANCE_EBPF_SCENARIOS=all|basic,churn,...` the eBPF scenarios (default all);
 //! `CONFORMANCE_REPORT=DIR` writes the run's reports (`report.json`, `junit.xml`, `summary.md`,
 //! docs/certify.md) into DIR; `CONTEXT_READER_BIN` overrides the reader binary
@@ -39,7 +40,7 @@ fn ebpf_scenario_selected(scenario: &str) -> bool {
     list == "all" || list.split(',').any(|s| s.trim() == scenario)
 }
 
-/// The core column (a `gcore` of the target, about 0.8 s a case on x86-64, 3 s for
+/// The core column (a `gcore` of the target, about 0.2-0.8 s a case on x86-64, 3 s for
 /// `many-threads`): `basic` on every variant, since the thread pointers and the slot memory come
 /// from the core for every placement; each decoding scenario where the ptrace column has it (one
 /// variant per decoding class already); `detached` and `many-threads` on the first variant of

@@ -54,7 +54,8 @@ impl Arch {
 enum Backend {
     Ptrace,
     Ebpf,
-    /// Cores of the running targets (`gcore`), read with `context-reader core`.
+    /// Cores of the targets (x86-64: `gcore` of the running target; aarch64 guest: the kernel's
+    /// dump), read with `context-reader core`.
     Core,
     All,
 }
@@ -346,13 +347,9 @@ fn conformance_aarch64(paths: &Paths, backend: Backend, select: &Selection) -> R
             ..*select
         },
     );
-    // The VM guest has no gdb to write cores with: the core column runs on x86-64 (aarch64's
-    // core reading is covered by the reader's kernel-core test in the VM and synthetic notes).
-    let live = match backend {
-        Backend::All => "ptrace,ebpf",
-        b => b.conformance_backends(),
-    };
-    test.env("CONFORMANCE_BACKENDS", live);
+    // The core column's cores come from the kernel in the guest, which has no gdb (the
+    // runner's `CoreSource`).
+    test.env("CONFORMANCE_BACKENDS", backend.conformance_backends());
     if std::env::var_os("XTASK_VM_TIMEOUT_SECS").is_none() {
         test.env("XTASK_VM_TIMEOUT_SECS", "3000");
     }

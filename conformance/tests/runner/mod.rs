@@ -129,11 +129,105 @@ fn gcore(pid: i32, dir: &std::path::Path) -> Result<std::path::PathBuf, String> 
     Ok(core)
 }
 
-/// The core column: a `gcore` of the target read by `context-reader core` (library, or the
-/// binary end to end).
-fn snapshot_core(pid: i32, mode: ReaderMode) -> Result<Value, String> {
+/// Where the core column's cores come from. On x86-64, `gcore` of the running target, which
+/// then exits on stdin EOF like in every other column. The aarch64 VM guest has no gdb (its arm64
+/// build needs some 30 more libraries in the guest, and attaching it under emulation costs
+/// seconds a case), so there the kernel writes the core: the target runs in a temporary working
+/// directory, where the kernel's default `core_pattern` (`core`) puts the dump, and is killed with
+/// SIGABRT once it is ready. Both read with the sysroot `/`. `CONFORMANCE_CORE_SOURCE=gcore|kernel`
+/// overrides the arch's default (e.g. on a machine without gdb).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CoreSource {
+    Gcore,
+    KernelDump,
+}
+
+fn core_source() -> CoreSource {
+    match std::env::var("CONFORMANCE_CORE_SOURCE").as_deref() {
+        Ok("gcore") => CoreSource::Gcore,
+        Ok("kernel") => CoreSource::KernelDump,
+        Ok(other) => panic!("CONFORMANCE_CORE_SOURCE: {other:?} is neither gcore nor kernel"),
+        Err(_) if cfg!(target_arch = "aarch64") => CoreSource::KernelDump,
+        Err(_) => CoreSource::Gcore,
+    }
+}
+
+/// How long the kernel may take to write a target's core (a few MB even under emulation).
+const KERNEL_DUMP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Lets the targets spawned from now on dump core (their soft `RLIMIT_CORE` raised to the hard
+/// limit), and checks that the kernel writes cores into the crashing process's directory.
+fn enable_kernel_dumps() -> Result<(), String> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern")
+        .map_err(|e| format!("/proc/sys/kernel/core_pattern: {e}"))?;
+    let pattern = pattern.trim();
+    if pattern.starts_with('|') || pattern.starts_with('/') {
+        return Err(format!(
+            "kernel.core_pattern is {pattern:?}: the core column needs a pattern relative to \
+             the crashing process's directory (the default `core`)"
+        ));
+    }
+    let (_, hard) = getrlimit(Resource::RLIMIT_CORE).map_err(|e| format!("RLIMIT_CORE: {e}"))?;
+    if hard == 0 {
+        return Err("RLIMIT_CORE hard limit is 0: no core can be dumped".to_string());
+    }
+    setrlimit(Resource::RLIMIT_CORE, hard, hard).map_err(|e| format!("RLIMIT_CORE: {e}"))
+}
+
+/// The kernel's core of the target `pid`, which runs in `dir`: SIGABRT, then a wait until the
+/// target has ended (its dump is then complete) that leaves it to the trial to reap.
+fn kernel_core(pid: i32, dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    use nix::unistd::Pid;
+    let target = Pid::from_raw(pid);
+    kill(target, Signal::SIGABRT).map_err(|e| format!("SIGABRT to {pid}: {e}"))?;
+    let deadline = Instant::now() + KERNEL_DUMP_TIMEOUT;
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
+    loop {
+        match waitid(Id::Pid(target), flags) {
+            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(WaitStatus::StillAlive) => {
+                return Err(format!(
+                    "the target did not end within {KERNEL_DUMP_TIMEOUT:?} of SIGABRT"
+                ))
+            }
+            Ok(WaitStatus::Signaled(_, _, true)) => break,
+            Ok(status) => {
+                return Err(format!(
+                    "the target ended as {status:?} after SIGABRT, without a core"
+                ))
+            }
+            Err(e) => return Err(format!("waitid {pid}: {e}")),
+        }
+    }
+    std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("core"))
+        })
+        .ok_or_else(|| format!("the kernel dumped core, but not into {}", dir.display()))
+}
+
+/// The core column: a core of the target (see [`CoreSource`]; `kernel_dump_dir` is the
+/// target's working directory when the kernel writes it) read by `context-reader core`
+/// (library, or the binary end to end).
+fn snapshot_core(
+    pid: i32,
+    mode: ReaderMode,
+    kernel_dump_dir: Option<&std::path::Path>,
+) -> Result<Value, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    let core = gcore(pid, dir.path())?;
+    let core = match kernel_dump_dir {
+        Some(cwd) => kernel_core(pid, cwd)?,
+        None => gcore(pid, dir.path())?,
+    };
     match mode {
         ReaderMode::Binary => {
             let path = core.to_string_lossy();
@@ -180,23 +274,36 @@ pub fn into_result(name: &str, outcome: TrialOutcome) -> Result<(), String> {
 /// Runs one case and returns its whole outcome (for reports).
 pub fn run_case_outcome(name: &str, case: &Case) -> TrialOutcome {
     let busy = case.backend == Backend::Ebpf;
-    let cmd = case.variant.command(&case.scenario, busy);
+    let mut cmd = case.variant.command(&case.scenario, busy);
+    let mut opts = TrialOptions::for_backend(case.backend);
+    let kernel_dump_dir = (case.backend == Backend::Core && core_source() == CoreSource::KernelDump)
+        .then(|| {
+            let dir = tempfile::tempdir().expect("a temporary directory for the target's core");
+            cmd.current_dir(dir.path());
+            opts.read_ends_writer = true;
+            dir
+        });
+    if kernel_dump_dir.is_some() {
+        static ENABLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+        if let Err(e) = ENABLED.get_or_init(enable_kernel_dumps) {
+            return TrialOutcome::error(e.clone());
+        }
+    }
     let mut library = SessionReader::new(SnapshotOptions {
         backend: case.backend,
         ..SnapshotOptions::default()
     });
     let mut read = |req: ReadRequest| match case.reader {
-        _ if case.backend == Backend::Core => snapshot_core(req.pid, case.reader),
+        _ if case.backend == Backend::Core => snapshot_core(
+            req.pid,
+            case.reader,
+            kernel_dump_dir.as_ref().map(|d| d.path()),
+        ),
         // A series (churn) goes through one session even in binary cases.
         ReaderMode::Binary if !req.series => snapshot_binary(req.pid, case.backend),
         _ => library.snapshot(req.pid),
     };
-    let outcome = run_trial(
-        cmd,
-        case.backend,
-        &TrialOptions::for_backend(case.backend),
-        &mut read,
-    );
+    let outcome = run_trial(cmd, case.backend, &opts, &mut read);
     if std::env::var_os("CONFORMANCE_TIMING").is_some_and(|v| v == "1") {
         let parts: Vec<String> = outcome
             .phases

@@ -47,6 +47,9 @@ pub struct TrialOptions {
     pub exit_timeout: Duration,
     /// Snapshots of a churning writer (a series, stopped at the first difference).
     pub churn_snapshots: usize,
+    /// The read ends the writer (a reader of the kernel's core dump kills it with a dumping
+    /// signal): after a matching snapshot the writer is reaped, and how it ended is not judged.
+    pub read_ends_writer: bool,
 }
 
 impl TrialOptions {
@@ -62,6 +65,7 @@ impl TrialOptions {
                 // A core is one instant; churn cases are not generated for it.
                 Backend::Core => 1,
             },
+            read_ends_writer: false,
         }
     }
 }
@@ -122,6 +126,20 @@ pub struct TrialOutcome {
 }
 
 impl TrialOutcome {
+    /// A trial that could not start: `detail` says why.
+    pub fn error(detail: String) -> Self {
+        TrialOutcome {
+            verdict: Verdict::Error,
+            writer: String::new(),
+            detail,
+            report: Report::default(),
+            expect: Value::Null,
+            observed: Value::Null,
+            phases: Vec::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.verdict == Verdict::Pass
     }
@@ -136,16 +154,7 @@ pub fn run_trial(
     read: &mut dyn FnMut(ReadRequest) -> Result<Value, String>,
 ) -> TrialOutcome {
     let start = Instant::now();
-    let mut outcome = TrialOutcome {
-        verdict: Verdict::Error,
-        writer: String::new(),
-        detail: String::new(),
-        report: Report::default(),
-        expect: Value::Null,
-        observed: Value::Null,
-        phases: Vec::new(),
-        duration: Duration::ZERO,
-    };
+    let mut outcome = TrialOutcome::error(String::new());
     let result = run(cmd, backend, opts, read, &mut outcome);
     if let Err(e) = result {
         outcome.verdict = Verdict::Error;
@@ -217,7 +226,7 @@ fn run(
     }
     let status = target.finish(opts.exit_timeout)?;
     phase(outcome, "exit");
-    if !status.success() {
+    if !status.success() && !opts.read_ends_writer {
         return Err(format!(
             "snapshot matched, but the writer exited with {status} after stdin EOF"
         ));
