@@ -40,18 +40,20 @@ fn ebpf_scenario_selected(scenario: &str) -> bool {
     list == "all" || list.split(',').any(|s| s.trim() == scenario)
 }
 
-/// The core column (a `gcore` of the target, about 0.2-0.8 s a case on x86-64, 3 s for
+/// The core column. With the kernel's dump (the aarch64 guest; tens of ms a case), every case
+/// the ptrace column has. With `gcore` (x86-64; about 0.2-0.8 s a case, 3 s for
 /// `many-threads`): `basic` on every variant, since the thread pointers and the slot memory come
 /// from the core for every placement; each decoding scenario where the ptrace column has it (one
 /// variant per decoding class already); `detached` and `many-threads` on the first variant of
-/// each decoding class. `churn` never (`Variant::backends_for`). With `CONFORMANCE_FULL`, every
-/// case the ptrace column has.
+/// each decoding class; with `CONFORMANCE_FULL`, every case. `churn` never
+/// (`Variant::backends_for`).
 fn core_selected(
     variant: &Variant,
     scenario: &str,
     first_of_class: &BTreeMap<String, String>,
 ) -> bool {
     full_matrix()
+        || runner::core_source() == runner::CoreSource::KernelDump
         || scenario == "basic"
         || !is_placement_scenario(scenario)
         || first_of_class.get(&variant.decoding_class()) == Some(&variant.name)

@@ -492,6 +492,15 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
                 .args(["test", "-p", "conformance", "--no-fail-fast"])
                 .env("CONFORMANCE_REPORT", &report))
         });
+        // The core column again from the kernel's dumps, the aarch64 guest's producer: cheap
+        // (about 20 ms a case), so every case the ptrace column has, where gcore's column above
+        // takes a selection.
+        steps.run("x86_64 conformance, core column from kernel dumps", || {
+            run(host_cargo(paths)
+                .args(["test", "-p", "conformance", "--test", "conformance"])
+                .env("CONFORMANCE_BACKENDS", "core")
+                .env("CONFORMANCE_CORE_SOURCE", "kernel"))
+        });
         // The corpus of the executable local-exec placements (`basic` of each), checked by the
         // independent Python checker: the proof that the vectors describe themselves.
         steps.run("x86_64 corpus check", || {

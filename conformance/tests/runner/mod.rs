@@ -137,12 +137,12 @@ fn gcore(pid: i32, dir: &std::path::Path) -> Result<std::path::PathBuf, String> 
 /// SIGABRT once it is ready. Both read with the sysroot `/`. `CONFORMANCE_CORE_SOURCE=gcore|kernel`
 /// overrides the arch's default (e.g. on a machine without gdb).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum CoreSource {
+pub enum CoreSource {
     Gcore,
     KernelDump,
 }
 
-fn core_source() -> CoreSource {
+pub fn core_source() -> CoreSource {
     match std::env::var("CONFORMANCE_CORE_SOURCE").as_deref() {
         Ok("gcore") => CoreSource::Gcore,
         Ok("kernel") => CoreSource::KernelDump,
