@@ -180,6 +180,11 @@ function ready (opts, workers, chosen, last) {
       attributes: { ...processTags(config), ...threadLocalAttributes() },
     },
     threads,
+    // The nodejs_v1 thread context is one the reader does not decode, and it must say so twice:
+    // for the TLS symbol otel_thread_ctx_nodejs_v1 it finds in the pprof addon, then for the
+    // schema the process context declares (the detail wording is the reader's, so only format
+    // and kind are claimed).
+    errors: [{ format: 'v2', kind: 'unsupported' }, { format: 'v2', kind: 'unsupported' }],
   }
   process.stdout.write('CONTEXT-READY ' + JSON.stringify({
     protocol: 1, pid, writer: `dd-trace-${ddTraceVersion}`, expect,
