@@ -7,6 +7,7 @@ mod coverage;
 mod cpio;
 mod cross;
 mod dist;
+mod emitters;
 mod guest;
 mod paths;
 mod process;
@@ -175,6 +176,12 @@ enum TracersAction {
         #[arg(long, value_enum, default_value = "all")]
         backend: Backend,
     },
+    /// Certify the minimal READY-line emitters of docs/certify.md (C, Python, Node, Go, Java)
+    /// as the document has them.
+    Emitters {
+        #[arg(long, value_enum, default_value = "all")]
+        backend: Backend,
+    },
     /// Regenerate the README's compatibility table from results files.
     Table {
         /// Directory of results files (default target/tracers/results).
@@ -191,6 +198,11 @@ const TRACER_LEGS: setup::Legs = setup::Legs {
     tracers: true,
 };
 
+fn certify_emitters(paths: &Paths, backends: &str) -> Result<()> {
+    run(host_cargo(paths).args(["build", "-p", "context-reader"]))?;
+    emitters::certify(paths, &paths.target.join("debug/context-reader"), backends)
+}
+
 fn tracers_task(paths: &Paths, action: TracersAction) -> Result<()> {
     let legs = TRACER_LEGS;
     match action {
@@ -205,6 +217,10 @@ fn tracers_task(paths: &Paths, action: TracersAction) -> Result<()> {
         TracersAction::Certify { backend } => {
             setup::setup(legs, &paths.cache)?;
             tracers::certify(paths, || host_cargo(paths), backend.live_backends()?)
+        }
+        TracersAction::Emitters { backend } => {
+            setup::setup(legs, &paths.cache)?;
+            certify_emitters(paths, backend.live_backends()?)
         }
         TracersAction::Table { input } => {
             let dir = input.unwrap_or_else(|| tracers::results_dir(paths));
@@ -513,6 +529,11 @@ fn test_steps(paths: &Paths, legs: setup::Legs, steps: &mut StepTimes) -> Result
         steps.run("x86_64 tracers", || {
             setup::setup(TRACER_LEGS, &paths.cache)?;
             tracers::certify(paths, || host_cargo(paths), Backend::All.live_backends()?)
+        });
+        // The READY-line emitters of docs/certify.md, as the document has them.
+        steps.run("x86_64 emitters (docs/certify.md)", || {
+            setup::setup(TRACER_LEGS, &paths.cache)?;
+            certify_emitters(paths, Backend::All.live_backends()?)
         });
     }
     if legs.aarch64 {

@@ -49,7 +49,9 @@ const AARCH64_BACKPORTS_PACKAGES: &[&str] = &["qemu-system-arm"];
 
 /// What `cargo xtask tracers install` runs: a Python virtualenv (pip comes with it) and npm. Debian's
 /// npm brings Node 18, which only runs npm: the tracer apps run on the Node that npm installs.
-const TRACER_PACKAGES: &[&str] = &["python3-venv"];
+/// Go and a JDK build and run the Go and Java emitters of docs/certify.md (Node's and Python's
+/// run on Debian's Node and python3).
+const TRACER_PACKAGES: &[&str] = &["python3-venv", "golang-go", "default-jdk-headless"];
 const TRACER_NPM_PACKAGE: &str = "npm";
 
 const BACKPORTS_SOURCE_FILE: &str = "/etc/apt/sources.list.d/xtask-backports.sources";
@@ -61,7 +63,8 @@ pub struct Legs {
     pub aarch64: bool,
     /// What `cargo xtask bench` needs besides the host tools.
     pub bench: bool,
-    /// What `cargo xtask tracers` needs to install the real tracers (pip, npm).
+    /// What `cargo xtask tracers` needs to install the real tracers (pip, npm) and to certify
+    /// the emitters of docs/certify.md (Go, a JDK).
     pub tracers: bool,
 }
 

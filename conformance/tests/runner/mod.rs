@@ -276,8 +276,8 @@ pub fn run_case_outcome(name: &str, case: &Case) -> TrialOutcome {
     let busy = case.backend == Backend::Ebpf;
     let mut cmd = case.variant.command(&case.scenario, busy);
     let mut opts = TrialOptions::for_backend(case.backend);
-    let kernel_dump_dir = (case.backend == Backend::Core && core_source() == CoreSource::KernelDump)
-        .then(|| {
+    let kernel_dump_dir =
+        (case.backend == Backend::Core && core_source() == CoreSource::KernelDump).then(|| {
             let dir = tempfile::tempdir().expect("a temporary directory for the target's core");
             cmd.current_dir(dir.path());
             opts.read_ends_writer = true;
