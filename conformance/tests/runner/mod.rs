@@ -223,10 +223,13 @@ fn snapshot_core(
     mode: ReaderMode,
     kernel_dump_dir: Option<&std::path::Path>,
 ) -> Result<Value, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let gcore_dir;
     let core = match kernel_dump_dir {
         Some(cwd) => kernel_core(pid, cwd)?,
-        None => gcore(pid, dir.path())?,
+        None => {
+            gcore_dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+            gcore(pid, gcore_dir.path())?
+        }
     };
     match mode {
         ReaderMode::Binary => {
